@@ -1,0 +1,98 @@
+"""Every error manet-zoo raises on purpose, in one place.
+
+All derive from :class:`ManetZooError`, so ``except manet_zoo.errors.ManetZooError``
+catches them all. Each also derives from the built-in type a caller would expect
+(``ValueError`` for bad input, ``FileNotFoundError`` for a missing file), so code written
+against plain Python keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ManetZooError(Exception):
+    """Base class of manet-zoo's errors."""
+
+
+class CheckpointError(ManetZooError, ValueError):
+    """A weights file cannot be read or does not describe an MA-Net."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A pickled checkpoint needs arbitrary Python objects to load, which we refuse."""
+
+
+def _listing(items: list[str], limit: int = 12) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class StateDictMismatchError(CheckpointError):
+    """A state_dict's keys or shapes do not match the model.
+
+    Attributes:
+        missing: keys the model needs that the file lacks.
+        unexpected: keys in the file the model does not have.
+        shape_mismatches: ``(key, shape in file, shape in model)`` triples.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        missing: list[str] | None = None,
+        unexpected: list[str] | None = None,
+        shape_mismatches: list[tuple[str, tuple[int, ...], tuple[int, ...]]] | None = None,
+        hint: str = "",
+    ) -> None:
+        self.missing = list(missing or [])
+        self.unexpected = list(unexpected or [])
+        self.shape_mismatches = list(shape_mismatches or [])
+        parts = [f"{what} does not match MA-Net:"]
+        if self.missing:
+            parts.append(f"{len(self.missing)} missing key(s): {_listing(self.missing)}")
+        if self.unexpected:
+            parts.append(f"{len(self.unexpected)} unexpected key(s): {_listing(self.unexpected)}")
+        if self.shape_mismatches:
+            shapes = [
+                f"{k} is {tuple(f)} in the file but {tuple(m)} in the model"
+                for k, f, m in self.shape_mismatches
+            ]
+            parts.append(f"{len(shapes)} shape mismatch(es): {_listing(shapes)}")
+        if hint:
+            parts.append(hint)
+        super().__init__("\n  ".join(parts))
+
+
+class ManifestError(ManetZooError, ValueError):
+    """The weights manifest is missing, unreadable or breaks its schema."""
+
+
+class UnknownModelError(ManetZooError, LookupError):
+    """No record of that name in the manifest."""
+
+
+class WeightsNotPublishedError(ManetZooError, LookupError):
+    """The record exists but its checkpoint has not been published yet."""
+
+
+class IntegrityError(ManetZooError, OSError):
+    """A weights file's sha256 or size differs from its manifest record.
+
+    The file is left where it is and never loaded.
+
+    Attributes:
+        path: the file checked.
+        expected, actual: the sha256 (or size) from the manifest and the one measured.
+    """
+
+    def __init__(self, message: str, *, path: str, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.path, self.expected, self.actual = path, expected, actual
+
+
+class DownloadError(ManetZooError, OSError):
+    """A weights file could not be fetched (HTTP error, broken connection)."""
+
+
+class WeightsUnavailableOfflineError(DownloadError, FileNotFoundError):
+    """Offline (or air-gapped) and the file is not where it would be looked for."""
