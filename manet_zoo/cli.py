@@ -43,6 +43,144 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_path(record) -> str:
+    """Where a record's file is right now, without any network: '-' when nowhere."""
+    from manet_zoo import config
+    from manet_zoo.hub import cached_file
+
+    if not record.published:
+        return "-"
+    if config.weights_dir() is not None:
+        candidate = config.weights_dir() / record.file.filename
+        return str(candidate) if candidate.is_file() else "-"
+    hit = cached_file(record)
+    return str(hit) if hit else "-"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from manet_zoo.weights import read_manifest
+
+    records = read_manifest()
+    rows = [("name", "classes", "dataset", "paper top-1", "status", "local file")]
+    for name in sorted(records):
+        w = records[name]
+        if args.pretrained and not w.published:
+            continue
+        paper = f"{w.paper.top1:.2f}" if w.paper else "-"
+        status = "published" if w.published else "not published"
+        rows.append((name, str(w.num_classes), w.dataset, paper, status, _local_path(w)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import json
+
+    from manet_zoo.weights import get_weights
+
+    record = get_weights(args.name)
+    if args.json:
+        print(json.dumps({"name": record.name, **record.to_dict()}, indent=2))
+        return 0
+    p = record.preprocessing
+    lines = [
+        f"{record.name}: {record.description}",
+        f"  status        {'published' if record.published else 'not published yet'}",
+        f"  local file    {_local_path(record)}",
+        f"  classes       {record.num_classes} (fusion weight {record.fusion_weight})",
+        f"  labels        {', '.join(record.labels) if record.labels else '(identities)'}",
+        f"  input         {p.input_size[0]}x{p.input_size[1]} {p.resize} resize, "
+        f"{p.interpolation}, values in [0, 1], "
+        + (f"mean {p.mean} std {p.std}" if p.mean else "no mean/std")
+        + f", face: {p.face}",
+        f"  dataset       {record.dataset}: {record.protocol}",
+        f"  recipe        {record.recipe} (init: {record.init or 'from scratch'})",
+    ]
+    if record.paper:
+        r = record.paper
+        counts = f" ({r.correct}/{r.total})" if r.correct else ""
+        lines.append(f"  paper top-1   {r.top1:.2f}%{counts} on {r.test_set} (as reported)")
+    if record.metrics:
+        lines.append(f"  measured      {json.dumps(dict(record.metrics))}")
+    f = record.file
+    lines.append(
+        f"  file          {f.repo_id}/{f.filename}@{f.revision} sha256 {f.sha256} ({f.size} bytes)"
+        if record.published
+        else f"  file          {f.filename} (no sha256: not published)"
+    )
+    lines.append(f"  license       {record.license}")
+    print("\n".join(lines))
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from manet_zoo.hub import resolve_file
+    from manet_zoo.weights import get_weights, read_manifest
+
+    if args.all == bool(args.names):
+        print("manet-zoo download: give model names or --all", file=sys.stderr)
+        return 2
+    names = sorted(read_manifest()) if args.all else args.names
+    failed = 0
+    for name in names:
+        record = get_weights(name)
+        if args.all and not record.published:
+            print(f"{name}: skipped (not published)")
+            continue
+        try:
+            path = resolve_file(record, force_download=args.force)
+        except ManetZooError as exc:
+            failed += 1
+            print(f"{name}: error: {exc}", file=sys.stderr)
+        else:
+            print(f"{name}: {path} (sha256 verified)")
+    return 1 if failed else 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from manet_zoo.checkpoint import sha256_file
+    from manet_zoo.hub import cached_file, verify_file
+    from manet_zoo.weights import read_manifest
+
+    records = read_manifest()
+    target = args.target
+    if target is not None and target not in records:
+        path = Path(target)
+        if not path.is_file():
+            raise FileNotFoundError(f"{target} is neither a model name nor a file")
+        matches = [w for w in records.values() if w.published and w.file.filename == path.name]
+        if not matches:
+            print(f"{path}: sha256 {sha256_file(path)} (no manifest record names this file)")
+            return 0
+        verify_file(path, matches[0])
+        print(f"{path}: OK, matches '{matches[0].name}' (sha256 {matches[0].sha256})")
+        return 0
+    names = [target] if target else sorted(n for n, w in records.items() if w.published)
+    if not names:
+        print("no published models in the manifest: nothing to verify")
+    failed = 0
+    for name in names:
+        record = records[name]
+        hit = cached_file(record) if record.published else None
+        if hit is None:
+            print(f"{name}: not cached" if record.published else f"{name}: not published")
+            failed += target is not None
+            continue
+        try:
+            verify_file(hit, record)
+            print(f"{name}: OK {hit}")
+        except ManetZooError as exc:
+            failed += 1
+            print(f"{name}: FAILED: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manet-zoo",
@@ -68,6 +206,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="official checkpoint, e.g. Pretrained_on_MSCeleb.pth.tar")
     p.add_argument("dst", help="output file, ending in .safetensors")
     p.set_defaults(handler=_cmd_convert)
+
+    p = sub.add_parser("list", help="the zoo's models, their status and local files")
+    p.add_argument("--pretrained", action="store_true", help="only those with published weights")
+    p.set_defaults(handler=_cmd_list)
+
+    p = sub.add_parser("info", help="one model's record: labels, preprocessing, file, status")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print the manifest record as JSON")
+    p.set_defaults(handler=_cmd_info)
+
+    p = sub.add_parser("download", help="fetch published weights into the cache, verified")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--all", action="store_true", help="every published model")
+    p.add_argument("--force", action="store_true", help="download again even if cached")
+    p.set_defaults(handler=_cmd_download)
+
+    p = sub.add_parser("verify", help="check the sha256 of cached weights (or of a file)")
+    p.add_argument("target", nargs="?", metavar="PATH|NAME", help="default: every cached model")
+    p.set_defaults(handler=_cmd_verify)
     return parser
 
 
