@@ -181,6 +181,21 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from manet_zoo.export import export
+    from manet_zoo.factories import load
+
+    model = load(args.model, progress=not args.quiet)
+    size = (args.input_size, args.input_size) if args.input_size else None
+    out = export(model, args.out, args.format, input_size=size, opset=args.opset)
+    h, w = size or model.preprocessing.input_size
+    print(
+        f"wrote {out} ({args.format}, input N x 3 x {h} x {w} with a dynamic batch axis; "
+        "outputs local_logits, global_logits, logits)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manet-zoo",
@@ -225,6 +240,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check the sha256 of cached weights (or of a file)")
     p.add_argument("target", nargs="?", metavar="PATH|NAME", help="default: every cached model")
     p.set_defaults(handler=_cmd_verify)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX, TorchScript or a torch.export program",
+        description="Fold BatchNorm and export; the graph takes 'image' (N x 3 x H x W, RGB "
+        "in [0, 1]) and returns local_logits, global_logits and logits.",
+    )
+    p.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .safetensors file")
+    p.add_argument("--format", choices=["onnx", "torchscript", "exported-program"], default="onnx")
+    p.add_argument("--out", required=True, help="output file (.onnx, .pt, .pt2)")
+    p.add_argument("--input-size", type=int, help="H = W of the graph (default: the model's)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--quiet", action="store_true", help="no download progress bar")
+    p.set_defaults(handler=_cmd_export)
     return parser
 
 

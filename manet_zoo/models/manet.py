@@ -141,6 +141,7 @@ class MANet(nn.Module):
         self.labels: tuple[str, ...] | None = None
         self.preprocessing: Preprocessing = OFFICIAL
         self.source: str | None = None
+        self.fused = False
         self.stem = Stem()
         self.layer1 = _stage(BasicBlock, 64, 64, stride=1)
         self.layer2 = _stage(BasicBlock, 64, 128, stride=2)
@@ -188,6 +189,32 @@ class MANet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Fused logits, shaped (N, num_classes)."""
         return self.fuse_logits(*self.forward_branches(x))
+
+    def fuse(self) -> MANet:
+        """A faster inference-only copy: every BatchNorm folded into its convolution.
+
+        Same outputs (to float rounding); the copy cannot be put back in training mode,
+        and its state_dict no longer has BatchNorm entries, so it cannot be saved as
+        manet-zoo weights. Refused in training mode (``RuntimeError``).
+
+        Example:
+            >>> import torch
+            >>> from manet_zoo import manet
+            >>> fast = manet(num_classes=7).eval().fuse()
+            >>> fast(torch.rand(1, 3, 112, 112)).shape
+            torch.Size([1, 7])
+        """
+        from manet_zoo.models.fuse import fold_batchnorm
+
+        return fold_batchnorm(self)
+
+    def train(self, mode: bool = True) -> MANet:
+        if mode and self.fused:
+            raise RuntimeError(
+                "this model was fused for inference (BatchNorm folded); train the "
+                "original model instead of the one returned by fuse()"
+            )
+        return super().train(mode)
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace both heads with new, untrained ones for ``num_classes`` classes."""

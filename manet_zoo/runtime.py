@@ -1,0 +1,165 @@
+"""Fast inference backends that keep MA-Net's outputs.
+
+A runner maps a float batch (N x 3 x H x W, RGB in [0, 1]) to ``(local_logits,
+global_logits)`` as float32 CPU tensors, whatever runs underneath:
+
+``TorchRunner``
+    The model with BatchNorm folded (:meth:`MANet.fuse`), channels_last memory format
+    where it wins, and ``precision="bf16"`` (autocast; CPUs with AVX512-BF16/AMX and
+    GPUs) or ``"fp16"`` (GPUs).
+``OnnxRuntimeRunner``
+    The fused graph exported to ONNX (in memory) and run by ONNX Runtime's CPU
+    provider; needs the ``onnx`` extra. fp32 only.
+
+:func:`make_runner` with ``backend="auto"`` picks what measured fastest here
+(``docs/benchmarks.md``): ONNX Runtime for fp32 on a CPU when it is installed,
+PyTorch otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Literal, Protocol
+
+import torch
+from torch import Tensor
+
+from manet_zoo.models.manet import MANet
+
+Backend = Literal["auto", "torch", "onnxruntime"]
+Precision = Literal["fp32", "bf16", "fp16"]
+BACKENDS = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Runner(Protocol):
+    backend: str
+    precision: str
+    device: torch.device
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]: ...
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` means CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchRunner:
+    """MA-Net in PyTorch with BatchNorm folded, channels_last and optional autocast."""
+
+    backend = "torch"
+
+    def __init__(
+        self,
+        model: MANet,
+        *,
+        device: str | torch.device | None = None,
+        precision: Precision = "fp32",
+        channels_last: bool = True,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.device = resolve_device(device)
+        if precision == "fp16" and self.device.type == "cpu":
+            raise ValueError("fp16 runs on GPUs only; use precision='bf16' on a CPU")
+        self.precision = precision
+        self.channels_last = channels_last
+        fused = model if model.fused else model.eval().fuse()
+        fused = fused.to(self.device)
+        if channels_last:
+            fused = fused.to(memory_format=torch.channels_last)
+        self.model = fused
+
+    @torch.inference_mode()
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        x = images.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.precision == "fp32":
+            local, glob = self.model.forward_branches(x)
+        else:
+            with torch.autocast(self.device.type, dtype=_DTYPES[self.precision]):
+                local, glob = self.model.forward_branches(x)
+        return local.float().cpu(), glob.float().cpu()
+
+
+class OnnxRuntimeRunner:
+    """The fused MA-Net graph run by ONNX Runtime's CPU provider (fp32)."""
+
+    backend = "onnxruntime"
+    precision = "fp32"
+    device = torch.device("cpu")
+
+    def __init__(self, model: MANet, *, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ImportError(
+                "backend='onnxruntime' needs ONNX Runtime: pip install 'manet-zoo[onnx]'"
+            ) from exc
+        from manet_zoo.export import onnx_bytes
+
+        self.input_size = model.preprocessing.input_size
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            onnx_bytes(model.cpu(), input_size=self.input_size),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
+        )
+
+    def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        if tuple(images.shape[-2:]) != tuple(self.input_size):
+            raise ValueError(
+                f"the ONNX Runtime graph was built for {self.input_size[0]}x"
+                f"{self.input_size[1]} inputs, got {tuple(images.shape[-2:])}"
+            )
+        array = images.detach().to("cpu", torch.float32).contiguous().numpy()
+        local, glob, _ = self.session.run(None, {"image": array})
+        return torch.from_numpy(local), torch.from_numpy(glob)
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def choose_backend(device: torch.device, precision: str) -> str:
+    """The backend that measured fastest for this device and precision (see
+    ``docs/benchmarks.md``): ONNX Runtime for fp32 on a CPU when installed, else PyTorch."""
+    if device.type == "cpu" and precision == "fp32" and onnxruntime_available():
+        return "onnxruntime"
+    return "torch"
+
+
+def make_runner(
+    model: MANet,
+    *,
+    backend: Backend = "auto",
+    precision: Precision = "fp32",
+    device: str | torch.device | None = None,
+) -> Runner:
+    """The fastest runner for ``model`` on ``device`` at ``precision`` (or the backend named).
+
+    Example:
+        >>> import torch
+        >>> from manet_zoo import manet
+        >>> from manet_zoo.runtime import make_runner
+        >>> run = make_runner(manet().eval(), backend="torch", device="cpu")
+        >>> local, glob = run(torch.rand(2, 3, 112, 112))
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    resolved = resolve_device(device)
+    if backend == "auto":
+        backend = choose_backend(resolved, precision)
+    if backend == "onnxruntime":
+        if resolved.type != "cpu" or precision != "fp32":
+            raise ValueError("backend='onnxruntime' runs fp32 on the CPU only")
+        return OnnxRuntimeRunner(model)
+    return TorchRunner(model, device=resolved, precision=precision)
