@@ -59,9 +59,22 @@ def model():
 
 @functools.cache
 def predictor(detector: str | None = "mtcnn"):
+    """A Predictor of :func:`model`; detection on images downscaled to 320 px (faster)."""
     from manet_zoo import Predictor
 
-    return Predictor(model(), detector=detector, device="cpu", batch_size=8)
+    return Predictor(model(), detector=detector, device="cpu", batch_size=8, detect_max_size=320)
+
+
+@functools.cache
+def astronaut_result():
+    """``predictor().predict(astronaut())``, computed once."""
+    return predictor().predict(astronaut())
+
+
+@functools.cache
+def two_faces_result():
+    """``predictor().predict(two_faces())``, computed once."""
+    return predictor().predict(two_faces())
 
 
 @functools.cache
