@@ -38,6 +38,11 @@ def mtcnn() -> MTCNNDetector:
     return MTCNNDetector()
 
 
+@pytest.fixture(scope="module")
+def astronaut_faces(mtcnn) -> list[Detection]:
+    return mtcnn.detect(astronaut())
+
+
 def _similarity(angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
     c, s = np.cos(angle) * scale, np.sin(angle) * scale
     return np.array([[c, -s, shift[0]], [s, c, shift[1]]])
@@ -101,8 +106,8 @@ def test_crop_box_adds_the_margin_and_pads_with_black():
     assert (crop[:, :10] == 0).all() and (crop[:, 10:] == 200).all()
 
 
-def test_mtcnn_finds_the_astronaut_once(mtcnn):
-    faces = mtcnn.detect(astronaut())
+def test_mtcnn_finds_the_astronaut_once(astronaut_faces):
+    faces = astronaut_faces
     assert len(faces) == 1
     face = faces[0]
     assert face.score >= 0.9
@@ -118,8 +123,8 @@ def test_mtcnn_finds_the_astronaut_once(mtcnn):
     assert np.hypot(*((mouth_left + mouth_right) / 2 - ASTRONAUT_MOUTH)) < 8
 
 
-def test_aligned_astronaut_has_her_landmarks_on_the_template(mtcnn):
-    face = mtcnn.detect(astronaut())[0]
+def test_aligned_astronaut_has_her_landmarks_on_the_template(mtcnn, astronaut_faces):
+    face = astronaut_faces[0]
     aligned = np.asarray(align_face(astronaut(), face.landmarks, size=224))
     again = mtcnn.detect(aligned)
     assert len(again) == 1
@@ -151,16 +156,16 @@ def test_several_faces_largest_first(mtcnn):
     assert areas[0] > areas[1]
 
 
-def test_large_images_are_downscaled_for_detection_and_mapped_back(mtcnn):
+def test_large_images_are_downscaled_for_detection_and_mapped_back(astronaut_faces):
     big = np.asarray(Image.fromarray(astronaut()).resize((1536, 1536)))
-    reference = np.array(mtcnn.detect(astronaut())[0].box) * 3
+    reference = np.array(astronaut_faces[0].box) * 3
     faces = MTCNNDetector(max_size=512).detect(big)
     assert len(faces) == 1
     np.testing.assert_allclose(faces[0].box, reference, rtol=0.03)
 
 
-def test_min_confidence_filters(mtcnn):
-    score = mtcnn.detect(astronaut())[0].score
+def test_min_confidence_filters(astronaut_faces):
+    score = astronaut_faces[0].score
     assert MTCNNDetector(min_confidence=min(1.0, score + 1e-7)).detect(astronaut()) == []
 
 
