@@ -112,8 +112,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--detector",
         default="mtcnn",
-        choices=["mtcnn", "none"],
-        help="face detector; 'none' treats each image as a face crop (default mtcnn)",
+        choices=["mtcnn", "retinaface", "none"],
+        help="face detector; 'none' treats each image as a face crop (default mtcnn; "
+        "retinaface needs the retinaface extra)",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 

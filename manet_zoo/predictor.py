@@ -218,8 +218,9 @@ class Predictor:
         model: a :class:`~manet_zoo.MANet`, a zoo name (``"manet_rafdb"``), a local
             ``.safetensors`` path or ``"hf-hub:org/repo[@rev]"``. Its labels and
             preprocessing (input size, face crop policy) come with its weights.
-        detector: ``"mtcnn"`` (default), ``None`` / ``"none"`` (each image is already a
-            face crop, e.g. dataset images), or an object with ``detect(image)``. Checkpoints
+        detector: ``"mtcnn"`` (default), ``"retinaface"``, ``None`` / ``"none"`` (each
+            image is already a face crop, e.g. dataset images), or an object with
+            ``detect(image)`` (see :mod:`manet_zoo.faces`). Checkpoints
             whose preprocessing says ``face="none"`` never run a detector.
         device: where the model runs (default: CUDA when available, else CPU).
         batch_size: faces per forward pass; faces of all images are batched together.

