@@ -96,3 +96,19 @@ class DownloadError(ManetZooError, OSError):
 
 class WeightsUnavailableOfflineError(DownloadError, FileNotFoundError):
     """Offline (or air-gapped) and the file is not where it would be looked for."""
+
+
+class InvalidImageError(ManetZooError, ValueError):
+    """An input cannot be read as an image (unreadable file, wrong shape or type, too large).
+
+    Attributes:
+        source: how the input is named in results (a path, or e.g. ``"<array #2>"``).
+    """
+
+    def __init__(self, source: str, reason: str) -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source, self.reason = source, reason
+
+
+class MissingDependencyError(ManetZooError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
