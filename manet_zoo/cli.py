@@ -211,6 +211,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         precision=args.precision,
+        backend=args.backend,
         min_confidence=args.min_confidence,
         num_workers=args.workers,
     )
@@ -346,7 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CSV, one row per face")  # fmt: skip
     p.set_defaults(format="text")
     p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (32)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnxruntime"],
+        default="auto",
+        help="inference backend (default: the fastest measured for the device and precision)",
+    )
     p.add_argument(
         "--min-confidence", type=float, default=0.9, help="smallest detection probability (0.9)"
     )

@@ -37,8 +37,8 @@ from manet_zoo.faces import (
 from manet_zoo.images import DEFAULT_MAX_PIXELS, Item, describe, expand_inputs, load_image
 from manet_zoo.models.manet import MANet
 from manet_zoo.preprocessing import Preprocessing
+from manet_zoo.runtime import Runner, make_runner
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 DEFAULT_MODEL = "manet_rafdb"
 
 
@@ -224,7 +224,11 @@ class Predictor:
             whose preprocessing says ``face="none"`` never run a detector.
         device: where the model runs (default: CUDA when available, else CPU).
         batch_size: faces per forward pass; faces of all images are batched together.
-        precision: ``"fp32"`` or ``"bf16"`` (autocast).
+        precision: ``"fp32"``, ``"bf16"`` (CPUs with AVX512-BF16/AMX, GPUs) or ``"fp16"``
+            (GPUs).
+        backend: ``"auto"`` (what measured fastest for the device and precision, see
+            ``docs/benchmarks.md``), ``"torch"`` (BatchNorm folded, channels_last) or
+            ``"onnxruntime"`` (CPU, fp32; the ``onnx`` extra). All give the same outputs.
         min_confidence: detections below this probability are dropped.
         detect_max_size: images whose longer side exceeds this are downscaled for detection.
         num_workers: DataLoader worker processes that decode and detect while the model runs.
@@ -241,6 +245,7 @@ class Predictor:
         device: str | torch.device | None = None,
         batch_size: int = 32,
         precision: str = "fp32",
+        backend: str = "auto",
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         detect_max_size: int = DEFAULT_DETECT_MAX_SIZE,
         num_workers: int = 0,
@@ -248,14 +253,17 @@ class Predictor:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.model = _as_model(model).eval().to(self.device)
+        # The fast path: same outputs, picked per device and precision (manet_zoo.runtime).
+        self.runner: Runner = make_runner(
+            self.model, backend=backend, precision=precision, device=self.device
+        )
+        self.backend = self.runner.backend
         self.labels = _labels_of(self.model)
         self.preprocessing: Preprocessing = self.model.preprocessing
         self.batch_size = int(batch_size)
@@ -349,13 +357,7 @@ class Predictor:
 
     def forward_branches(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(local, global) logits of a batch of model inputs, as float32 on the CPU."""
-        dtype = PRECISIONS[self.precision]
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)),
-        ):
-            local, global_ = self.model.forward_branches(x.to(self.device))
-        return local.float().cpu(), global_.float().cpu()
+        return self.runner(x)
 
     def _forward_queued(self, entries: list[tuple[_Slot, int]]) -> None:
         crops = [slot.prepared.crops[i] for slot, i in entries]  # type: ignore[index]

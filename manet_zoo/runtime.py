@@ -70,6 +70,10 @@ class TorchRunner:
         self.channels_last = channels_last
         fused = model if model.fused else model.eval().fuse()
         fused = fused.to(self.device)
+        if precision != "fp32":
+            # Autocast would cast every weight on every call; casting once gives the same
+            # numbers (autocast runs convolutions and linear layers in this dtype anyway).
+            fused = fused.to(_DTYPES[precision])
         if channels_last:
             fused = fused.to(memory_format=torch.channels_last)
         self.model = fused
@@ -108,6 +112,9 @@ class OnnxRuntimeRunner:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads would otherwise spin and slow down whatever runs next
+        # (face detection, PyTorch) on the same cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(
             onnx_bytes(model.cpu(), input_size=self.input_size),
             sess_options=options,
