@@ -176,10 +176,16 @@ def ran_affectnet_lists(affectnet_root: Path) -> Path:
     return d
 
 
-def two_class_folder(root: Path, per_class: dict[str, int], size: int = 24) -> Path:
-    """A learnable custom ImageFolder: 'happy' images are bright, 'sad' ones dark."""
+def two_class_folder(root: Path, per_class: dict[str, int], size: int = 32) -> Path:
+    """A learnable custom ImageFolder: 'happy' images have a bright left half, 'sad'
+    ones a bright right half (a spatial cue, which BatchNorm does not normalise away)."""
     for split, n in per_class.items():
-        for name, value in (("happy", 200), ("sad", 40)):
+        for name, side in (("happy", 0), ("sad", 1)):
             for i in range(n):
-                image(root / split / name / f"{i}.png", (size, size), value=value)
+                pixels = RNG.integers(0, 80, (size, size, 3), dtype=np.uint8)
+                half = slice(0, size // 2) if side == 0 else slice(size // 2, size)
+                pixels[:, half] += 150
+                path = root / split / name / f"{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(path)
     return root
