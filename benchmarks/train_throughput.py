@@ -74,7 +74,7 @@ def measure(
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )  # noqa: E501
+    )
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--input-size", type=int, default=224)
     p.add_argument("--steps", type=int, default=30)
