@@ -42,8 +42,20 @@ def history(run: Path) -> list[dict]:
 def env(**extra: str) -> dict[str, str]:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e["OMP_NUM_THREADS"] = "1"  # as the test process (see one_thread)
     e.update(extra)
     return e
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread, here and in the subprocesses: the same float arithmetic in
+    every process (the resume test compares bits), and no OpenMP spinning when the
+    machine's few cores are shared."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +184,19 @@ def test_ddp_two_processes_equal_one_process(data, tmp_path):
     assert history(single)[0]["train_loss"] == pytest.approx(
         history(double)[0]["train_loss"], rel=1e-5
     )
+
+
+def test_evaluate_on_fedro_and_a_ran_list_matches_labels_by_name(finished_run, tmp_path, capsys):
+    weights = str(finished_run / "model.safetensors")  # a 2-class model: happiness, sadness
+    fedro = fake.fedro(tmp_path / "fedro")
+    with pytest.warns(UserWarning, match="left out 5 images"):
+        assert main(["evaluate", "--weights", weights, "--dataset", "fedro", "--data", str(fedro),
+                     "--out", str(tmp_path / "e1")]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "e1" / "eval_fedro_test.json").read_text())
+    assert result["total"] == 2 and result["dropped"] == 5
+    rafdb = fake.rafdb(tmp_path / "raf")
+    lists = fake.ran_rafdb_lists(rafdb)
+    with pytest.warns(UserWarning):
+        assert main(["evaluate", "--weights", weights, "--dataset", "rafdb_occlusion",
+                     "--data", str(rafdb), "--list", str(lists / "rafdb_occlusion_list.txt")]) == 0  # fmt: skip  # noqa: E501
+    assert "rafdb_occlusion test: 1 images" in capsys.readouterr().out

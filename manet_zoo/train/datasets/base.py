@@ -273,7 +273,7 @@ def check_size(name: str, split: str, found: int, expected: Sequence[int]) -> No
         documented = " or ".join(f"{n:,}" for n in expected)
         warnings.warn(
             f"{name} {split}: found {found:,} images but the documented split has "
-            f"{documented}. A partial or modified copy? Training continues with what is there.",
+            f"{documented}. A partial or modified copy? Continuing with what is there.",
             PartialDatasetWarning,
             stacklevel=3,
         )
