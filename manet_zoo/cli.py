@@ -273,6 +273,70 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from manet_zoo.train.cli_args import options_from_args, recipe_from_args
+
+    if args.show_recipe:
+        from manet_zoo.train.recipes import get_recipe
+
+        print(get_recipe(args.show_recipe).to_json())
+        return 0
+    if not args.recipe or not args.data:
+        print("manet-zoo train: error: --recipe and --data are required", file=sys.stderr)
+        return 2
+    from manet_zoo.train.engine import train, train_seeds
+
+    recipe, options = recipe_from_args(args), options_from_args(args)
+    out = args.out or f"runs/{recipe.name}"
+    if args.seeds:
+        result = train_seeds(recipe, args.data, out, args.seeds, options)
+        print(json.dumps(result, indent=2))
+    else:
+        train(recipe, args.data, out, options)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from manet_zoo.train.evaluate import run_evaluate
+
+    result = run_evaluate(
+        kind=args.dataset,
+        data=args.data,
+        model=args.model,
+        weights=args.weights,
+        split=args.split,
+        list_file=args.list,
+        input_size=args.input_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        workers=args.workers,
+        bad_images=args.bad_images,
+        out=args.out,
+    )
+    print(result.format())
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    import json
+
+    from manet_zoo.train.publish import publish_run
+
+    done = publish_run(args.run_dir, args.repo_id, dry_run=args.dry_run, private=args.private)
+    if done["uploaded"]:
+        print(f"uploaded {', '.join(done['files'])} to {args.repo_id}")
+    else:
+        print(f"dry run: would upload {', '.join(done['files'])} to {args.repo_id} in one commit")
+        print("(the record's file.revision is the commit hash the real upload prints)")
+    print("record for manet_zoo/weights_manifest.json:")
+    print(json.dumps({done["name"]: done["record"]}, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="manet-zoo",
@@ -377,6 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="the label to explain (default: each face's prediction)")
     _add_model_options(p)
     p.set_defaults(handler=_cmd_explain)
+    from manet_zoo.train.cli_args import add_evaluate_parser, add_publish_parser, add_train_parser
+
+    add_train_parser(sub).set_defaults(handler=_cmd_train)
+    add_evaluate_parser(sub).set_defaults(handler=_cmd_evaluate)
+    add_publish_parser(sub).set_defaults(handler=_cmd_publish)
     return parser
 
 
