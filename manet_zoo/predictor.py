@@ -226,9 +226,11 @@ class Predictor:
         batch_size: faces per forward pass; faces of all images are batched together.
         precision: ``"fp32"``, ``"bf16"`` (CPUs with AVX512-BF16/AMX, GPUs) or ``"fp16"``
             (GPUs).
-        backend: ``"auto"`` (what measured fastest for the device and precision, see
-            ``docs/benchmarks.md``), ``"torch"`` (BatchNorm folded, channels_last) or
-            ``"onnxruntime"`` (CPU, fp32; the ``onnx`` extra). All give the same outputs.
+        backend: ``"auto"`` (what measured fastest for the device, precision and
+            ``batch_size``: ONNX Runtime for ``batch_size <= 4`` in fp32 on a CPU when the
+            ``onnx`` extra is installed, else PyTorch; see ``docs/benchmarks.md``),
+            ``"torch"`` (BatchNorm folded, channels_last) or ``"onnxruntime"``. All give
+            the same outputs.
         min_confidence: detections below this probability are dropped.
         detect_max_size: images whose longer side exceeds this are downscaled for detection.
         num_workers: DataLoader worker processes that decode and detect while the model runs.
@@ -261,7 +263,11 @@ class Predictor:
         self.model = _as_model(model).eval().to(self.device)
         # The fast path: same outputs, picked per device and precision (manet_zoo.runtime).
         self.runner: Runner = make_runner(
-            self.model, backend=backend, precision=precision, device=self.device
+            self.model,
+            backend=backend,
+            precision=precision,
+            device=self.device,
+            batch_size=batch_size,
         )
         self.backend = self.runner.backend
         self.labels = _labels_of(self.model)

@@ -100,20 +100,20 @@ def test_an_rgb_array_and_its_bgr_twin_give_identical_results():
 
 
 def test_faces_of_all_images_are_batched_and_match_single_predictions(monkeypatch):
-    net = model()
     batches: list[int] = []
-    forward = net.forward_branches
-
-    def counting(x):
-        batches.append(len(x))
-        return forward(x)
-
     images = [astronaut(), two_faces(), coffee()]
     singles = [astronaut_result(), two_faces_result(), predictor().predict(coffee())]
     assert [len(r.faces) for r in singles] == [1, 2, 0]
 
-    monkeypatch.setattr(net, "forward_branches", counting)
-    batched = Predictor(net, device="cpu", batch_size=2, detect_max_size=320).predict(images)
+    batching = Predictor(model(), device="cpu", batch_size=2, detect_max_size=320)
+    run = batching.runner
+
+    def counting(x):
+        batches.append(len(x))
+        return run(x)
+
+    monkeypatch.setattr(batching, "runner", counting)
+    batched = batching.predict(images)
     assert batches == [2, 1], "3 faces of 3 images in batches of 2, not one call per face"
     assert [r.source for r in batched] == [f"<array #{i}>" for i in range(3)]
     for one, many in zip(singles, batched, strict=True):
