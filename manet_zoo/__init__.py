@@ -5,7 +5,8 @@ Example:
     >>> from manet_zoo import manet
     >>> model = manet(num_classes=7).eval()
     >>> local_logits, global_logits = model.forward_branches(torch.rand(2, 3, 112, 112))
-    >>> results = manet_zoo.predict("photo.jpg")  # doctest: +SKIP
+    >>> import manet_zoo
+    >>> results = manet_zoo.predict("photo.jpg", model="mine.safetensors")  # doctest: +SKIP
 
 Prediction and explanations (``Predictor``, ``predict``, ``explain`` and their result
 types) are imported on first use, so ``import manet_zoo`` stays light.

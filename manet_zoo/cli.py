@@ -395,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--quiet", action="store_true", help="no download progress bar")
     p.set_defaults(handler=_cmd_export)
+
     p = sub.add_parser(
         "predict",
         help="find faces in images and predict their expressions",
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", help="the label to explain (default: each face's prediction)")
     _add_model_options(p)
     p.set_defaults(handler=_cmd_explain)
+
     from manet_zoo.train.cli_args import add_evaluate_parser, add_publish_parser, add_train_parser
 
     add_train_parser(sub).set_defaults(handler=_cmd_train)

@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
+from manet_zoo.errors import MissingDependencyError
 from manet_zoo.models.manet import MANet
 
 Backend = Literal["auto", "torch", "onnxruntime"]
@@ -103,7 +104,7 @@ class OnnxRuntimeRunner:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise ImportError(
+            raise MissingDependencyError(
                 "backend='onnxruntime' needs ONNX Runtime: pip install 'manet-zoo[onnx]'"
             ) from exc
         from manet_zoo.export import onnx_bytes
