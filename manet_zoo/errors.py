@@ -112,3 +112,44 @@ class InvalidImageError(ManetZooError, ValueError):
 
 class MissingDependencyError(ManetZooError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+# Training (manet_zoo.train). Defined here so that every error of the package lives in one
+# module; the training modules import them from here.
+
+
+class TrainingError(ManetZooError, RuntimeError):
+    """A run cannot start or continue as asked."""
+
+
+class UnknownRecipeError(ManetZooError, LookupError):
+    """No recipe of that name."""
+
+
+class PublishError(ManetZooError, RuntimeError):
+    """A run cannot be exported or uploaded."""
+
+
+class DatasetError(ManetZooError, ValueError):
+    """A dataset folder is not in the layout its loader expects."""
+
+
+class SplitNotFoundError(DatasetError, LookupError):
+    """The dataset has no such split (e.g. a custom folder without ``test/``)."""
+
+
+class UnreadableImagesError(DatasetError):
+    """Images that are missing or cannot be decoded, listed in ``paths``."""
+
+    def __init__(self, message: str, paths: list[str] | tuple[str, ...]) -> None:
+        self.paths = list(paths)
+        shown = "\n  ".join(self.paths[:20])
+        more = f"\n  ... and {len(self.paths) - 20} more" if len(self.paths) > 20 else ""
+        super().__init__(
+            f"{message}\n  {shown}{more}\n"
+            "Pass bad_images='skip' (CLI: --bad-images skip) to skip and count them instead."
+        )
+
+
+class PartialDatasetWarning(UserWarning):
+    """A split holds a different number of images than its owner documents."""

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from manet_zoo._version import __version__
-from manet_zoo.errors import ManetZooError, WeightsNotPublishedError
+from manet_zoo.errors import TrainingError, WeightsNotPublishedError
 from manet_zoo.models.manet import MANet
 from manet_zoo.preprocessing import Preprocessing
 from manet_zoo.train.datasets import KINDS, FERDataset, SplitNotFoundError, load_dataset, merge
@@ -63,10 +63,6 @@ CSV_COLUMNS = (
     "epoch", "lr", "train_loss", "train_acc", "val_acc", "val_mean_class_acc",
     "test_acc", "test_mean_class_acc", "images", "skipped", "seconds", "images_per_s",
 )  # fmt: skip
-
-
-class TrainingError(ManetZooError, RuntimeError):
-    """A run cannot start or continue as asked."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 from manet_zoo._version import __version__
 from manet_zoo.checkpoint import load_weights, save_weights, sha256_file
-from manet_zoo.errors import ManetZooError, UnknownModelError
+from manet_zoo.errors import PublishError, UnknownModelError
 from manet_zoo.train.engine import BEST, TrainingError
 from manet_zoo.train.recipes import Recipe
 
@@ -26,10 +26,6 @@ MODEL_FILE = "model.safetensors"
 RECORD_FILE = "manifest_record.json"
 CARD_FILE = "README.md"
 PAPER = "Zhao, Liu, Wang. Learning Deep Global Multi-scale and Local Attention Features for Facial Expression Recognition in the Wild. IEEE TIP 30:6544-6556, 2021."  # noqa: E501
-
-
-class PublishError(ManetZooError, RuntimeError):
-    """A run cannot be exported or uploaded."""
 
 
 def git_commit() -> dict[str, Any]:

@@ -19,11 +19,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from manet_zoo.errors import ManetZooError
-
-
-class UnknownRecipeError(ManetZooError, LookupError):
-    """No recipe of that name."""
+from manet_zoo.errors import UnknownRecipeError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,11 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from manet_zoo.errors import ManetZooError
+# The errors live in manet_zoo.errors; re-exported here for the dataset modules.
+from manet_zoo.errors import DatasetError as DatasetError
+from manet_zoo.errors import PartialDatasetWarning as PartialDatasetWarning
+from manet_zoo.errors import SplitNotFoundError as SplitNotFoundError
+from manet_zoo.errors import UnreadableImagesError as UnreadableImagesError
 from manet_zoo.weights import CANONICAL_LABELS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -27,31 +31,6 @@ BAD_IMAGE_POLICIES = ("fail", "skip")
 CLASSES7 = CANONICAL_LABELS[:7]
 CLASSES8 = CANONICAL_LABELS[:8]
 _JUNK_DIRS = {"__macosx", ".ds_store", ".git"}
-
-
-class DatasetError(ManetZooError, ValueError):
-    """A dataset folder is not in the layout its loader expects."""
-
-
-class SplitNotFoundError(DatasetError, LookupError):
-    """The dataset has no such split (e.g. a custom folder without ``test/``)."""
-
-
-class UnreadableImagesError(DatasetError):
-    """Images that are missing or cannot be decoded, listed in ``paths``."""
-
-    def __init__(self, message: str, paths: Sequence[str]) -> None:
-        self.paths = list(paths)
-        shown = "\n  ".join(self.paths[:20])
-        more = f"\n  ... and {len(self.paths) - 20} more" if len(self.paths) > 20 else ""
-        super().__init__(
-            f"{message}\n  {shown}{more}\n"
-            "Pass bad_images='skip' (CLI: --bad-images skip) to skip and count them instead."
-        )
-
-
-class PartialDatasetWarning(UserWarning):
-    """A split holds a different number of images than its owner documents."""
 
 
 @dataclass(frozen=True, slots=True)
