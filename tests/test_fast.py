@@ -11,6 +11,7 @@ from manet_zoo.cli import main as cli_main
 from manet_zoo.export import export
 from manet_zoo.preprocessing import Preprocessing
 from manet_zoo.runtime import OnnxRuntimeRunner, TorchRunner, choose_backend, make_runner
+from manet_zoo.weights import CANONICAL_LABELS
 
 SIZE = 112
 
@@ -32,6 +33,7 @@ def reference_model(image_set):
             model(batch)
     model.eval()
     model.preprocessing = Preprocessing(input_size=(SIZE, SIZE))
+    model.labels = CANONICAL_LABELS[:7]
     return model
 
 
