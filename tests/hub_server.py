@@ -31,6 +31,7 @@ class HostedFile:
 class FakeHub:
     files: dict[tuple[str, str, str], HostedFile] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, repo_id: str, filename: str, data: bytes, commit: str, mode: str = "ok") -> None:
@@ -43,6 +44,7 @@ class FakeHub:
     def reset_counts(self) -> None:
         with self.lock:
             self.requests.clear()
+            self.authorizations.clear()
 
 
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
@@ -73,6 +75,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _serve(self, with_body: bool) -> None:
             with hub.lock:
                 hub.requests.append((self.command, self.path))
+                hub.authorizations.append(self.headers.get("Authorization"))
             hosted = self._lookup()
             if hosted is None or hosted.mode == "404":
                 return self._error(404, "EntryNotFound")

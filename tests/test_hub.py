@@ -314,3 +314,15 @@ def test_create_model_untrained_carries_record(hub):
     model = create_model("manet_sfew", pretrained=False)
     assert model.labels == tuple(LABELS) and model.training
     assert model.preprocessing.face == "box"
+
+
+def test_hf_home_and_hf_token_are_respected(hub, tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_CACHE")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_TOKEN", "hf_manet_zoo_test_token")
+    manet_zoo.manet_rafdb(progress=False)
+    cached = list((tmp_path / "hf-home" / "hub").rglob(f"snapshots/{COMMIT}/{FILENAME}"))
+    assert len(cached) == 1  # HF_HOME/hub is the cache when HF_HUB_CACHE is unset
+    resolve = [a for (_, path), a in zip(hub.requests, hub.authorizations, strict=True)
+               if "/resolve/" in path]  # fmt: skip
+    assert resolve and all(a == "Bearer hf_manet_zoo_test_token" for a in resolve)
