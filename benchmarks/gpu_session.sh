@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One prepared script for a session that has a GPU machine (the device tool's `run`):
+#   run(command="bash benchmarks/gpu_session.sh", timeout_s=600)
+# It needs nothing beyond that machine's PyTorch image, writes everything under $OUT
+# (or ./gpu-results), and stops each step at a time limit so the whole fits in 10 minutes.
+set -uo pipefail
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; } > "$OUT/machine.txt" 2>&1
+cat "$OUT/machine.txt"
+
+echo "== equivalence on the GPU"
+timeout 90 python3 benchmarks/gpu_equivalence.py --device cuda | tee "$OUT/equivalence.json"
+
+echo "== inference: batch 1, 64, 512; fp32 and bf16"
+timeout 200 python3 benchmarks/bench_inference.py --device cuda --batch-sizes 1 64 512 \
+  --no-onnx --skip-load --json "$OUT/inference.json" 2>&1 | tee "$OUT/inference.txt"
+
+echo "== inference with torch.compile, batch 64 and 512"
+timeout 180 python3 benchmarks/bench_inference.py --device cuda --batch-sizes 64 512 \
+  --no-onnx --skip-load --compile --json "$OUT/inference_compile.json" 2>&1 | tee "$OUT/inference_compile.txt"
+
+echo "== training throughput, batch 128"
+timeout 120 python3 benchmarks/train_throughput.py --batch-size 128 --steps 20 \
+  --modes fp32 bf16 bf16+cl 2>&1 | tee "$OUT/train.jsonl"
