@@ -58,3 +58,16 @@ def test_oversampling_balances_the_classes():
     assert 0.45 < drawn[1] / sum(drawn.values()) < 0.55  # the rare class, drawn half the time
     assert epoch_order(100, 0, 0, weights) == order  # fixed by (seed, epoch)
     assert epoch_order(100, 1, 0, weights) != order
+
+
+def test_an_empty_validation_split_fails_before_training(tmp_path, capsys):
+    """One image per class leaves nothing to hold out: say so at once, not after training."""
+    data = fake.rafdb(tmp_path / "raf")
+    out = tmp_path / "run"
+    args = ["train", "--recipe", "rafdb", "--data", str(data), "--out", str(out),
+            "--init", "none", "--epochs", "1", "--input-size", "32", "--workers", "0",
+            "--no-progress", "--device", "cpu"]  # fmt: skip
+    with pytest.warns(UserWarning, match="partial or modified copy"):
+        assert main(args) == 1
+    assert "validation split is empty" in capsys.readouterr().err
+    assert not (out / "checkpoint.pt").exists()

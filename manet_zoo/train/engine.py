@@ -305,6 +305,15 @@ def prepare_data(recipe: Recipe, paths: Mapping[str, str], options: RunOptions) 
         first = recipe.train_data[0]
         train, val = full, load_dataset(first, paths[first], recipe.val, **opts)
         val, _ = align_labels(val, classes)
+    if len(val) == 0:
+        # Model selection needs at least one validation image; fail before training.
+        raise TrainingError(
+            f"the validation split is empty ({len(train)} training images; a stratified "
+            f"{recipe.val_fraction:g} holds out only classes with two or more images). Add "
+            "images, or pass a larger --val-fraction, or a validation split with --val."
+            if recipe.val == "holdout"
+            else f"the validation split '{recipe.val}' of {recipe.train_data[0]} is empty"
+        )
     test = None
     if recipe.test_data:
         try:
