@@ -91,8 +91,7 @@ def build_variants(
         variants["onnxruntime fp32"] = (OnnxRuntimeRunner(model), "fp32")
     if args.compile:
         for precision in ("fp32", "bf16") if bf16 else ("fp32",):
-            runner = TorchRunner(model, device=device, precision=precision)
-            runner.model = torch.compile(runner.model)
+            runner = TorchRunner(model, device=device, precision=precision, compile=True)
             variants[f"fused {precision} channels_last + compile"] = (runner, precision)
     return variants
 

@@ -68,6 +68,7 @@ class TorchRunner:
         device: str | torch.device | None = None,
         precision: Precision = "fp32",
         channels_last: bool = True,
+        compile: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -82,13 +83,16 @@ class TorchRunner:
         if channels_last:
             fused = fused.to(memory_format=torch.channels_last)
         self.model = fused
+        # torch.compile wraps forward(); the method that returns both branches is compiled
+        # on its own (compiling takes minutes on a small CPU; see docs/benchmarks.md).
+        self._forward = torch.compile(fused.forward_branches) if compile else fused.forward_branches
 
     @torch.inference_mode()
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         x = images.to(self.device, self.dtype, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        local, glob = self.model.forward_branches(x)
+        local, glob = self._forward(x)
         return local.float().cpu(), glob.float().cpu()
 
 
