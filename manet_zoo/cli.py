@@ -212,6 +212,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         precision=args.precision,
         backend=args.backend,
+        compile=args.compile,
         min_confidence=args.min_confidence,
         num_workers=args.workers,
     )
@@ -418,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "torch", "onnxruntime"],
         default="auto",
         help="inference backend (default: the fastest measured for the device and precision)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model: faster on long runs, about a minute to compile first",
     )
     p.add_argument(
         "--min-confidence", type=float, default=0.9, help="smallest detection probability (0.9)"

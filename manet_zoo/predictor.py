@@ -231,6 +231,9 @@ class Predictor:
             ``onnx`` extra is installed, else PyTorch; see ``docs/benchmarks.md``),
             ``"torch"`` (BatchNorm folded, channels_last) or ``"onnxruntime"``. All give
             the same outputs.
+        compile: ``torch.compile`` the PyTorch path: 8-17% more throughput at batch 16 on
+            a CPU, after a compilation of about a minute at the first batch (and at each new
+            batch shape); worth it for long runs only.
         min_confidence: detections below this probability are dropped.
         detect_max_size: images whose longer side exceeds this are downscaled for detection.
         num_workers: DataLoader worker processes that decode and detect while the model runs.
@@ -248,6 +251,7 @@ class Predictor:
         batch_size: int = 32,
         precision: str = "fp32",
         backend: str = "auto",
+        compile: bool = False,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
         detect_max_size: int = DEFAULT_DETECT_MAX_SIZE,
         num_workers: int = 0,
@@ -268,6 +272,7 @@ class Predictor:
             precision=precision,
             device=self.device,
             batch_size=batch_size,
+            compile=compile,
         )
         self.backend = self.runner.backend
         self.labels = _labels_of(self.model)

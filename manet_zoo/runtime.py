@@ -163,6 +163,7 @@ def make_runner(
     precision: Precision = "fp32",
     device: str | torch.device | None = None,
     batch_size: int | None = None,
+    compile: bool = False,
 ) -> Runner:
     """The fastest runner for ``model`` on ``device`` at ``precision`` and the typical
     ``batch_size`` it will see (or the backend named).
@@ -178,9 +179,9 @@ def make_runner(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     resolved = resolve_device(device)
     if backend == "auto":
-        backend = choose_backend(resolved, precision, batch_size)
+        backend = "torch" if compile else choose_backend(resolved, precision, batch_size)
     if backend == "onnxruntime":
-        if resolved.type != "cpu" or precision != "fp32":
-            raise ValueError("backend='onnxruntime' runs fp32 on the CPU only")
+        if resolved.type != "cpu" or precision != "fp32" or compile:
+            raise ValueError("backend='onnxruntime' runs fp32 on the CPU only, uncompiled")
         return OnnxRuntimeRunner(model)
-    return TorchRunner(model, device=resolved, precision=precision)
+    return TorchRunner(model, device=resolved, precision=precision, compile=compile)
