@@ -3,9 +3,9 @@
     PYTHONPATH=. python3 benchmarks/gpu_equivalence.py --device cuda
 
 Uses the parity reference weights (tests/reference) on 128 crops of scikit-image's
-photographs at 112 px (the same set as tests/test_fast.py when scikit-image is there,
-else random images) and prints one JSON line: max relative logit error and top-1
-agreement of fused fp32, bf16 and fp16 on the device against eager fp32 on the CPU.
+photographs at 112 px (the set of tests/test_fast.py) and prints one JSON line: max
+relative logit error and top-1 agreement of fused fp32, bf16 and fp16 on the device
+against eager fp32 on the CPU.
 """
 
 from __future__ import annotations
@@ -26,26 +26,7 @@ from reference_weights import reference_state_dict  # noqa: E402
 from manet_zoo.checkpoint import official_to_native  # noqa: E402
 from manet_zoo.factories import model_from_state_dict  # noqa: E402
 from manet_zoo.runtime import TorchRunner  # noqa: E402
-
-
-def image_set(size: int = 112, count: int = 128) -> torch.Tensor:
-    try:
-        import numpy as np
-        from skimage import data
-    except ImportError:
-        return torch.rand(count, 3, size, size, generator=torch.Generator().manual_seed(0))
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
-    rng = np.random.default_rng(0)
-    crops = []
-    for i in range(count):
-        photo = photos[i % len(photos)]
-        side = int(rng.integers(64, min(photo.shape[:2])))
-        top = int(rng.integers(0, photo.shape[0] - side + 1))
-        left = int(rng.integers(0, photo.shape[1] - side + 1))
-        crop = torch.from_numpy(photo[top : top + side, left : left + side].copy())
-        crop = crop.permute(2, 0, 1).float().div(255)[None]
-        crops.append(torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear"))
-    return torch.cat(crops)
+from tests.helpers import photo_crops  # noqa: E402
 
 
 def main() -> None:
@@ -53,7 +34,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
     model = model_from_state_dict(official_to_native(reference_state_dict(0)))
-    x = image_set()
+    x = photo_crops(112, 128)
     with torch.no_grad():
         want = model.forward_branches(x)
     report: dict[str, object] = {"device": args.device, "torch": torch.__version__}

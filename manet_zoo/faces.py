@@ -73,6 +73,12 @@ DEFAULT_MIN_CONFIDENCE = 0.9
 DEFAULT_DETECT_MAX_SIZE = 1280
 
 
+def _checked_confidence(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"min_confidence must lie in [0, 1], got {value}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Detection:
     """One face found by a detector.
@@ -118,9 +124,7 @@ class MTCNNDetector:
         max_size: int = DEFAULT_DETECT_MAX_SIZE,
         device: Any = None,
     ) -> None:
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
-        self.min_confidence = float(min_confidence)
+        self.min_confidence = _checked_confidence(min_confidence)
         self.min_face_size = int(min_face_size)
         self.max_size = int(max_size)
         self.device = device
@@ -171,9 +175,7 @@ class RetinaFaceDetector:
         max_size: int = DEFAULT_DETECT_MAX_SIZE,
         device: Any = None,
     ) -> None:
-        if not 0.0 <= min_confidence <= 1.0:
-            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
-        self.min_confidence = float(min_confidence)
+        self.min_confidence = _checked_confidence(min_confidence)
         self.max_size = int(max_size)
         self._detect_faces = _import_retinaface()
 

@@ -12,6 +12,7 @@ from manet_zoo.export import export
 from manet_zoo.preprocessing import Preprocessing
 from manet_zoo.runtime import OnnxRuntimeRunner, TorchRunner, choose_backend, make_runner
 from manet_zoo.weights import CANONICAL_LABELS
+from tests.helpers import photo_crops
 
 SIZE = 112
 
@@ -40,26 +41,7 @@ def reference_model(image_set):
 @pytest.fixture(scope="module")
 def image_set() -> torch.Tensor:
     """128 varied inputs: random crops of real photographs shipped by scikit-image."""
-    from skimage import data
-
-    photos = [
-        data.astronaut(),
-        data.coffee(),
-        data.chelsea(),
-        data.rocket(),
-        data.hubble_deep_field(),
-    ]
-    rng = np.random.default_rng(0)
-    crops = []
-    for i in range(128):
-        photo = photos[i % len(photos)]
-        side = int(rng.integers(64, min(photo.shape[:2])))
-        top = int(rng.integers(0, photo.shape[0] - side + 1))
-        left = int(rng.integers(0, photo.shape[1] - side + 1))
-        crop = torch.from_numpy(photo[top : top + side, left : left + side].copy())
-        crop = crop.permute(2, 0, 1).float().div(255)[None]
-        crops.append(torch.nn.functional.interpolate(crop, size=(SIZE, SIZE), mode="bilinear"))
-    return torch.cat(crops)
+    return photo_crops(SIZE, 128)
 
 
 @pytest.fixture(scope="module")
