@@ -25,6 +25,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,8 @@ class RunOptions:
 
     Attributes:
         device: ``cpu``, ``cuda``, ``cuda:1``...; default CUDA when available.
-        amp: ``none``, ``bf16`` (CUDA or CPU) or ``fp16`` (CUDA, with a gradient scaler).
+        amp: ``none``, ``bf16`` (CUDA or CPU) or ``fp16`` (with a gradient scaler; meant
+            for CUDA: on a CPU it runs, slowly, and a warning says to use bf16).
         channels_last: NHWC memory format (faster convolutions on recent GPUs).
         compile: ``torch.compile`` the training model.
         accumulation: split each process's share of the batch into this many
@@ -371,8 +373,12 @@ class _Run:
                 f"batch size {recipe.batch_size} is not divisible by {ctx.world_size} "
                 f"process(es) x {options.accumulation} accumulation step(s)"
             )
-        if options.amp == "fp16" and self.device.type != "cuda":
-            raise TrainingError("--amp fp16 needs CUDA; use --amp bf16 on CPU")
+        if options.amp == "fp16" and self.device.type == "cpu":
+            warnings.warn(
+                "--amp fp16 on a CPU runs, but slowly (few CPUs have fp16 arithmetic); "
+                "use --amp bf16 there",
+                stacklevel=2,
+            )
         self.amp_dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[options.amp]
         self.local_batch = recipe.batch_size // ctx.world_size
         self.log_file = out / "train.log"
@@ -466,7 +472,8 @@ class _Run:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=recipe.lr_step, gamma=recipe.lr_gamma
         )
-        self.scaler = torch.amp.GradScaler("cuda") if options.amp == "fp16" else None
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range.
+        self.scaler = torch.amp.GradScaler(self.device.type) if options.amp == "fp16" else None
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"epoch": None, "val_acc": -1.0}
         start_epoch, start_step, partial = 0, 0, None
