@@ -3,7 +3,7 @@ a change made by a test or a notebook takes effect on the next call.
 
 huggingface_hub's own variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_ENDPOINT``,
 ``HF_HUB_OFFLINE``, ``HF_TOKEN``) keep the meaning huggingface_hub documents; manet-zoo
-adds two:
+adds these:
 
 ``MANET_ZOO_MANIFEST``
     Path of a manifest to use instead of the packaged ``weights_manifest.json``
@@ -11,6 +11,12 @@ adds two:
 ``MANET_ZOO_WEIGHTS_DIR``
     An air-gapped folder holding weights files named as in the manifest; they are
     verified by sha256 and nothing is downloaded.
+``MANET_ZOO_CACHE``
+    manet-zoo's own cache (exported ONNX graphs); default ``$XDG_CACHE_HOME/manet_zoo``
+    or ``~/.cache/manet_zoo``.
+``MANET_ZOO_ONNX_CACHE``
+    ``0`` turns the ONNX graph cache off: every ONNX Runtime session exports its graph
+    again, in memory.
 """
 
 from __future__ import annotations
@@ -60,3 +66,16 @@ def hf_cache_dir() -> Path:
     xdg = _env("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "huggingface" / "hub"
+
+
+def cache_dir() -> Path:
+    explicit = _env("MANET_ZOO_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = _env("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "manet_zoo"
+
+
+def onnx_cache_enabled() -> bool:
+    return (_env("MANET_ZOO_ONNX_CACHE") or "1").lower() not in {"0", "off", "no", "false"}

@@ -20,6 +20,7 @@ PyTorch otherwise.
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from typing import Literal, Protocol
 
 import torch
@@ -110,7 +111,7 @@ class OnnxRuntimeRunner:
             raise MissingDependencyError(
                 "backend='onnxruntime' needs ONNX Runtime: pip install 'manet-zoo[onnx]'"
             ) from exc
-        from manet_zoo.export import onnx_bytes
+        from manet_zoo.onnx_cache import cached_graph, forget
 
         self.input_size = model.preprocessing.input_size
         options = ort.SessionOptions()
@@ -120,11 +121,15 @@ class OnnxRuntimeRunner:
         # Idle worker threads would otherwise spin and slow down whatever runs next
         # (face detection, PyTorch) on the same cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            onnx_bytes(model.cpu(), input_size=self.input_size),
-            sess_options=options,
-            providers=["CPUExecutionProvider"],
-        )
+        model = model.cpu()
+        graph = cached_graph(model, self.input_size)
+        try:
+            self.session = _session(ort, graph, options)
+        except Exception:  # ONNX Runtime raises its own types; only a cached file is retried
+            if not isinstance(graph, Path):
+                raise
+            forget(graph)  # unreadable (a disk error, an edit): export it again
+            self.session = _session(ort, cached_graph(model, self.input_size), options)
 
     def __call__(self, images: Tensor) -> tuple[Tensor, Tensor]:
         if tuple(images.shape[-2:]) != tuple(self.input_size):
@@ -135,6 +140,11 @@ class OnnxRuntimeRunner:
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
         local, glob, _ = self.session.run(None, {"image": array})
         return torch.from_numpy(local), torch.from_numpy(glob)
+
+
+def _session(ort, graph: Path | bytes, options):  # -> ort.InferenceSession
+    source = str(graph) if isinstance(graph, Path) else graph
+    return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
 
 
 def onnxruntime_available() -> bool:

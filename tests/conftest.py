@@ -45,3 +45,12 @@ def converted_weights(tmp_path_factory, official_checkpoint) -> Path:
 @pytest.fixture(scope="session")
 def parity_input() -> torch.Tensor:
     return reference_input(0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """manet-zoo's own cache (exported ONNX graphs) in a temporary folder, never in the
+    user's ~/.cache; subprocesses inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MANET_ZOO_CACHE", str(tmp_path_factory.mktemp("manet_zoo_cache")))
+        yield

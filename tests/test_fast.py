@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ import torch
 from manet_zoo import manet
 from manet_zoo.cli import main as cli_main
 from manet_zoo.export import export
+from manet_zoo.onnx_cache import graph_key, graph_path
 from manet_zoo.preprocessing import Preprocessing
 from manet_zoo.runtime import OnnxRuntimeRunner, TorchRunner, choose_backend, make_runner
 from manet_zoo.weights import CANONICAL_LABELS
@@ -104,6 +107,49 @@ def test_onnxruntime_matches_reference(reference_model, image_set, reference_log
     assert_same_outputs(run(image_set[:32]), [t[:32] for t in reference_logits])
     with pytest.raises(ValueError, match="built for 112x112"):
         run(torch.rand(1, 3, 224, 224))
+
+
+def test_onnx_graph_cache_exports_once_and_recovers(
+    reference_model, image_set, reference_logits, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "cache"))
+    key = graph_key(reference_model, (SIZE, SIZE))
+    path = graph_path(key)
+    assert not path.exists()
+    OnnxRuntimeRunner(reference_model)
+    assert path.is_file() and list(path.parent.iterdir()) == [path]  # no temporary left
+    written = path.stat().st_mtime_ns
+
+    same = copy.deepcopy(reference_model)  # another object, the same weights: same graph
+    run = OnnxRuntimeRunner(same)
+    assert path.stat().st_mtime_ns == written
+    assert_same_outputs(run(image_set[:8]), [t[:8] for t in reference_logits])
+
+    other = copy.deepcopy(reference_model)
+    with torch.no_grad():
+        other.head_local.bias[0] += 1.0
+    assert graph_key(other, (SIZE, SIZE)) != key
+    assert graph_key(reference_model, (SIZE + 16, SIZE)) != key
+
+    path.write_bytes(path.read_bytes()[: 1 << 20])  # a truncated graph: exported again
+    run = OnnxRuntimeRunner(reference_model)
+    assert path.stat().st_size > 1 << 20
+    assert_same_outputs(run(image_set[:8]), [t[:8] for t in reference_logits])
+
+    monkeypatch.setenv("MANET_ZOO_ONNX_CACHE", "0")
+    monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "unused"))
+    OnnxRuntimeRunner(reference_model)
+    assert not (tmp_path / "unused").exists()
+
+
+def test_onnx_graph_cache_in_a_read_only_folder_warns_and_works(
+    reference_model, image_set, reference_logits, tmp_path, monkeypatch
+):
+    (tmp_path / "cache").touch()  # a file where the folder should be: nothing can be written
+    monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match="MANET_ZOO_CACHE"):
+        run = OnnxRuntimeRunner(reference_model)
+    assert_same_outputs(run(image_set[:4]), [t[:4] for t in reference_logits])
 
 
 def test_fuse_refused_in_training_mode_and_fused_cannot_train():
