@@ -127,7 +127,12 @@ class UnknownRecipeError(ManetZooError, LookupError):
 
 
 class PublishError(ManetZooError, RuntimeError):
-    """A run cannot be exported or uploaded."""
+    """A run cannot be exported or uploaded.
+
+    Upload failures name the repo and the endpoint; when the Hub refuses the token (HTTP
+    401/403) the message says to set ``HF_TOKEN`` or run ``hf auth login`` with a write
+    token. The original huggingface_hub error is the ``__cause__``.
+    """
 
 
 class DatasetError(ManetZooError, ValueError):

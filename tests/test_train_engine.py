@@ -1,14 +1,20 @@
 """The training engine on MA-Net itself, at 32 px on a few synthetic images (seconds):
 loss falls, train -> evaluate -> export -> load -> publish round trip, SIGKILL + resume
 is bit-exact, and 2-process DDP (gloo, launched by torch.distributed.run) equals one
-process with the same global batch."""
+process with the same global batch. The finished run is then really published to a
+fake Hub on 127.0.0.1 (tests/hub_server.py) and loaded back from it by name."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import math
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,9 +22,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from huggingface_hub import constants
 
 from manet_zoo.cli import main
+from manet_zoo.errors import PublishError
+from manet_zoo.train.publish import publish_run
 from tests import train_fakes as fake
+from tests.hub_server import FakeHub, HubServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--input-size", "32", "--workers", "0", "--no-progress", "--device", "cpu"]
@@ -226,3 +236,192 @@ def test_fp16_gradient_scaler_is_checkpointed_and_resumed_exactly(data, tmp_path
     assert resumed["scaler"] == state["scaler"]
     for key, value in state["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
+
+
+# Publishing to a fake Hub that speaks the upload protocol (tests/hub_server.py).
+
+REPO = "org/manet-test"
+TOKEN = "hf_test_write"
+PUBLISHED = ("manifest_record.json", "model.safetensors", "README.md")  # what publish reads
+
+
+def hub_env(mp: pytest.MonkeyPatch, url: str, cache: Path, token: str | None) -> None:
+    """Point manet-zoo and huggingface_hub at the fake Hub, with ``token`` or none at all."""
+    # huggingface_hub uploads through hf_xet whenever it is importable, and its CAS server
+    # cannot be faked here; this documented switch (read at call time) makes it use the
+    # git-lfs "basic" protocol instead, which the Hub also takes and the fake speaks.
+    mp.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    mp.setattr(constants, "HF_TOKEN_PATH", str(cache / "no-stored-token"))  # no `hf auth login`
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_HUB_OFFLINE",
+                "MANET_ZOO_WEIGHTS_DIR"):  # fmt: skip
+        mp.delenv(var, raising=False)
+    mp.setenv("HF_ENDPOINT", url)
+    mp.setenv("HF_HUB_CACHE", str(cache))
+    if token is not None:
+        mp.setenv("HF_TOKEN", token)
+
+
+def publishable_copy(run: Path, dest: Path) -> Path:
+    """The files publish reads, in a folder of their own (the 200 MB model hard-linked)."""
+    dest.mkdir()
+    for name in PUBLISHED:
+        try:
+            os.link(run / name, dest / name)
+        except OSError:
+            shutil.copy2(run / name, dest / name)
+    return dest
+
+
+def listing(folder: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def published(finished_run, tmp_path_factory):
+    """``manet-zoo publish`` of the finished run to a fake Hub that needs a write token:
+    yields the hub, its URL and what the command printed."""
+    hub = FakeHub(write_token=TOKEN)
+    with HubServer(hub) as url:
+        with pytest.MonkeyPatch.context() as mp:
+            hub_env(mp, url, tmp_path_factory.mktemp("publish-cache"), TOKEN)
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                assert main(["publish", str(finished_run), "--repo-id", REPO]) == 0
+        yield hub, url, printed.getvalue()
+
+
+def test_publish_uploads_the_run_in_one_commit_with_the_token(finished_run, published):
+    from manet_zoo.weights import Weights
+
+    hub, _, printed = published
+    pasted = json.loads(printed[printed.index("{") :])
+    ((name, record),) = pasted.items()
+    assert f"uploaded README.md, {name}.safetensors, model.safetensors to {REPO}" in printed
+    model_bytes = (finished_run / "model.safetensors").read_bytes()
+    assert hub.repos[REPO] == {
+        f"{name}.safetensors": model_bytes,
+        "model.safetensors": model_bytes,
+        "README.md": (finished_run / "README.md").read_bytes(),
+    }
+    f = record["file"]
+    assert f["repo_id"] == REPO and f["filename"] == f"{name}.safetensors"
+    assert f["sha256"] == hashlib.sha256(model_bytes).hexdigest() and f["size"] == len(model_bytes)
+    assert hub.commits[REPO] == [f["revision"]]  # one commit, the one the server made
+    assert len(hub.lfs) == 1 and hub.count("PUT") == 2  # two names, one oid, one batch
+    Weights.from_dict(name, record)  # the manifest schema accepts the printed record
+    assert json.loads((finished_run / "published_record.json").read_text()) == pasted
+
+    calls = {(m, p.split("?")[0]) for m, p in hub.requests}
+    assert {("POST", "/api/repos/create"), ("POST", "/api/validate-yaml"),
+            ("POST", f"/api/models/{REPO}/preupload/main"),
+            ("POST", f"/{REPO}.git/info/lfs/objects/batch"),
+            ("POST", f"/api/models/{REPO}/commit/main")} <= calls  # fmt: skip
+    # Every request carried the token, except the PUT of the LFS bytes to the href the
+    # batch answer gave (a pre-signed storage URL on the real Hub).
+    for (method, path), auth in zip(hub.requests, hub.authorizations, strict=True):
+        if not (method == "PUT" and path.startswith("/lfs-objects/")):
+            assert auth == f"Bearer {TOKEN}", (method, path)
+
+
+def test_published_record_loads_back_by_name_and_by_commit(
+    finished_run, published, tmp_path, monkeypatch
+):
+    import manet_zoo
+
+    hub, url, printed = published
+    pasted = json.loads(printed[printed.index("{") :])
+    ((name, record),) = pasted.items()
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema_version": 1, "models": pasted}))
+    hub_env(monkeypatch, url, tmp_path / "cache", token=None)  # downloads need no token
+    monkeypatch.setenv("MANET_ZOO_MANIFEST", str(manifest))
+
+    reference = manet_zoo.load(finished_run / "model.safetensors")
+    sha = record["file"]["revision"]
+    for spec in (name, f"hf-hub:{REPO}@{sha}"):
+        model = manet_zoo.load(spec, progress=False)
+        assert model.labels == reference.labels == ("happiness", "sadness"), spec
+        theirs, ours = model.state_dict(), reference.state_dict()
+        assert theirs.keys() == ours.keys()
+        for key in ours:
+            assert torch.equal(theirs[key], ours[key]), (spec, key)
+    assert ("GET", f"/{REPO}/resolve/{sha}/{name}.safetensors") in hub.requests
+    assert ("HEAD", f"/{REPO}/resolve/{sha}/model.safetensors") in hub.requests
+
+
+@pytest.mark.parametrize("token", [None, "hf_read_only"])
+def test_publish_without_a_write_token_says_to_set_hf_token(
+    finished_run, tmp_path, monkeypatch, token
+):
+    run = publishable_copy(finished_run, tmp_path / "run")
+    before = listing(run)
+    hub = FakeHub(write_token=TOKEN)
+    with HubServer(hub) as url:
+        hub_env(monkeypatch, url, tmp_path / "cache", token)
+        with pytest.raises(PublishError) as info:
+            publish_run(run, REPO)
+    message = str(info.value)
+    assert "HF_TOKEN" in message and "hf auth login" in message and "HTTP 401" in message
+    assert REPO in message and url in message
+    assert hub.count() > 0 and not hub.repos and not hub.lfs  # refused, nothing written
+    assert listing(run) == before  # no published_record.json, nothing touched
+
+
+def test_publish_to_an_unreachable_endpoint_names_it(finished_run, tmp_path, monkeypatch):
+    run = publishable_copy(finished_run, tmp_path / "run")
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    hub_env(monkeypatch, url, tmp_path / "cache", TOKEN)
+    with pytest.raises(PublishError) as info:
+        publish_run(run, REPO)
+    assert REPO in str(info.value) and url in str(info.value)
+    assert not (run / "published_record.json").exists()
+
+
+def test_the_fake_hub_rejects_a_model_card_with_broken_yaml(finished_run, tmp_path, monkeypatch):
+    run = publishable_copy(finished_run, tmp_path / "run")
+    card = (run / "README.md").read_text()
+    assert "\nlicense: other\n" in card
+    (run / "README.md").unlink()  # a hard link: do not write through to the finished run
+    (run / "README.md").write_text(card.replace("\nlicense: other\n", "\nlicense: [other\n"))
+    hub = FakeHub(write_token=TOKEN)
+    with HubServer(hub) as url:
+        hub_env(monkeypatch, url, tmp_path / "cache", TOKEN)
+        with pytest.raises(PublishError) as info:
+            publish_run(run, REPO)
+    assert "Invalid metadata in README.md" in str(info.value)
+    assert "YAML metadata is not valid" in str(info.value)  # the fake's yaml.safe_load error
+    assert hub.commits[REPO] == [] and not hub.lfs  # refused before any upload
+    assert not (run / "published_record.json").exists()
+
+
+def test_the_fake_hub_refuses_wrong_lfs_bytes_and_a_commit_of_unuploaded_ones():
+    """The fake checks what the Hub checks, so a client that skipped a step would fail."""
+    import urllib.error
+    import urllib.request
+
+    hub = FakeHub(write_token=TOKEN)
+    hub.repos[REPO], hub.commits[REPO] = {}, []
+    oid = hashlib.sha256(b"weights").hexdigest()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    commit = b"\n".join(json.dumps(line).encode() for line in (
+        {"key": "header", "value": {"summary": "s", "description": ""}},
+        {"key": "lfsFile", "value": {"path": "w.safetensors", "algo": "sha256", "oid": oid}},
+    ))  # fmt: skip
+
+    def status(method: str, path: str, data: bytes, headers: dict[str, str]) -> int:
+        request = urllib.request.Request(url + path, data, headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    with HubServer(hub) as url:
+        assert status("POST", f"/api/models/{REPO}/commit/main", commit, {}) == 401
+        assert status("POST", f"/api/models/{REPO}/commit/main", commit, auth) == 422
+        assert status("PUT", f"/lfs-objects/{oid}", b"other bytes", {}) == 400
+        assert status("PUT", f"/lfs-objects/{oid}", b"weights", {}) == 200
+        assert status("POST", f"/api/models/{REPO}/commit/main", commit, auth) == 200
+    assert hub.repos[REPO] == {"w.safetensors": b"weights"} and len(hub.commits[REPO]) == 1

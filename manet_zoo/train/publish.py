@@ -291,7 +291,13 @@ def publish_run(
 ) -> dict[str, Any]:
     """Upload a run's export to ``repo_id`` and return ``{"name", "record", "uploaded"}``,
     the record completed with the repo and the commit of the upload (validated against
-    the manifest schema). ``dry_run`` uploads nothing."""
+    the manifest schema). ``dry_run`` uploads nothing.
+
+    Raises:
+        PublishError: the run is incomplete, or the upload failed (the message names
+            the repo, the endpoint and the fix); ``published_record.json`` is then not
+            written and nothing in ``run_dir`` changes.
+    """
     from manet_zoo.weights import _REPO_ID, Weights
 
     run = Path(run_dir)
@@ -312,16 +318,43 @@ def publish_run(
 
     from manet_zoo import config
 
-    api = HfApi(endpoint=config.hf_endpoint(), token=token or config.hf_token())
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    info = api.create_commit(
-        repo_id,
-        operations=[
-            CommitOperationAdd(path_in_repo=k, path_or_fileobj=str(v)) for k, v in files.items()
-        ],
-        commit_message=f"{name}: manet-zoo {__version__}, recipe {record['recipe']}",
-    )
+    endpoint = config.hf_endpoint()
+    api = HfApi(endpoint=endpoint, token=token or config.hf_token())
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        info = api.create_commit(
+            repo_id,
+            operations=[
+                CommitOperationAdd(path_in_repo=k, path_or_fileobj=str(v)) for k, v in files.items()
+            ],
+            commit_message=f"{name}: manet-zoo {__version__}, recipe {record['recipe']}",
+        )
+    except Exception as exc:  # HTTP errors, the HTTP client's own, a README the Hub rejects
+        raise _upload_error(exc, repo_id, endpoint) from exc
     record["file"]["revision"] = info.oid
     Weights.from_dict(name, record)  # the manifest schema, before anyone pastes it
-    (run / "published_record.json").write_text(json.dumps({name: record}, indent=2) + "\n")
+    published = run / "published_record.json"
+    tmp = published.with_name(published.name + ".incomplete")  # never a half-written file
+    tmp.write_text(json.dumps({name: record}, indent=2) + "\n")
+    os.replace(tmp, published)
     return {"name": name, "record": record, "uploaded": True, "files": sorted(files)}
+
+
+def _upload_error(exc: BaseException, repo_id: str, endpoint: str) -> PublishError:
+    """A :class:`PublishError` that says what to do. huggingface_hub wraps some HTTP errors
+    (an LFS upload's in a RuntimeError), so the status is looked for along the causes."""
+    status, cause = None, exc
+    while status is None and cause is not None:
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        cause = cause.__cause__
+    what = f"uploading to {repo_id} at {endpoint} failed ({type(exc).__name__}: {exc})"
+    if status in (401, 403):
+        org = repo_id.split("/")[0]
+        return PublishError(
+            f"{what}\nHTTP {status}: no token, or one that cannot write there. Set HF_TOKEN "
+            f"or run `hf auth login` with a write token for {org}."
+        )
+    return PublishError(
+        f"{what}\nNothing was written to the run directory; fix the cause (network, "
+        "HF_ENDPOINT, the repo id) and run the command again."
+    )
