@@ -8,14 +8,17 @@ change on the machine hits every variant alike; medians are reported with the ra
 the eager fp32 module, which is structured like the official code (four quadrant chains
 one after another, BatchNorm as separate layers, NCHW). The practical limit is measured
 in the same run: the FLOP rate of one large convolution, divided by MA-Net's 7.28 GFLOP per
-224 px image. Also measured: ``import manet_zoo`` time and the time to load a cached
-checkpoint (safetensors, sha256 check included).
+224 px image. Also measured: ``import manet_zoo`` time, the time to load a cached
+checkpoint (safetensors, sha256 check included), and the time to build each runner
+(ONNX Runtime: exporting its graph the first time, reading it from the graph cache after).
+Exported graphs go to a temporary ``MANET_ZOO_CACHE``, removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -144,6 +147,32 @@ def cached_load_time(repeats: int = 5) -> tuple[float, float]:
     return statistics.median(loads), statistics.median(hashes)
 
 
+def startup_times(model: torch.nn.Module, repeats: int = 3) -> dict[str, float]:
+    """Seconds to build each CPU fp32 runner: PyTorch (fold BatchNorm, channels_last),
+    ONNX Runtime with an empty graph cache (export), then with the graph cached."""
+    torch_runs, cached_runs = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        TorchRunner(model, device="cpu")
+        torch_runs.append(time.perf_counter() - start)
+    times = {"torch": statistics.median(torch_runs)}
+    if onnxruntime_available():
+        previous = os.environ.get("MANET_ZOO_CACHE")
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["MANET_ZOO_CACHE"] = cache  # empty: the first runner exports
+            start = time.perf_counter()
+            OnnxRuntimeRunner(model)
+            times["onnxruntime_first"] = time.perf_counter() - start
+            for _ in range(repeats):
+                start = time.perf_counter()
+                OnnxRuntimeRunner(model)
+                cached_runs.append(time.perf_counter() - start)
+        if previous is not None:
+            os.environ["MANET_ZOO_CACHE"] = previous
+        times["onnxruntime_cached"] = statistics.median(cached_runs)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -158,6 +187,8 @@ def main() -> None:
     args = parser.parse_args()
 
     device = torch.device(args.device)
+    graph_cache = tempfile.TemporaryDirectory()  # exported ONNX graphs, not the user's cache
+    os.environ["MANET_ZOO_CACHE"] = graph_cache.name
     torch.manual_seed(0)
     model = manet(num_classes=7).eval()
     model.preprocessing = type(model.preprocessing)(input_size=(args.input_size,) * 2)
@@ -217,6 +248,13 @@ def main() -> None:
             f"load a cached 7-class checkpoint: {load * 1e3:.0f} ms, of which sha256 "
             f"{digest * 1e3:.0f} ms when loaded through the zoo (median of 5)"
         )
+        if device.type == "cpu":
+            startup = startup_times(model)
+            results["startup_s"] = startup
+            print("build a runner (median of 3): " + ", ".join(
+                f"{name} {seconds * 1e3:.0f} ms" for name, seconds in startup.items()
+            ))  # fmt: skip
+    graph_cache.cleanup()
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -226,9 +226,10 @@ class Predictor:
         batch_size: faces per forward pass; faces of all images are batched together.
         precision: ``"fp32"``, ``"bf16"`` (CPUs with AVX512-BF16/AMX, GPUs) or ``"fp16"``
             (GPUs).
-        backend: ``"auto"`` (what measured fastest for the device, precision and
-            ``batch_size``: ONNX Runtime for ``batch_size <= 4`` in fp32 on a CPU when the
-            ``onnx`` extra is installed, else PyTorch; see ``docs/benchmarks.md``),
+        backend: ``"auto"`` (what measured fastest for the device and precision: ONNX
+            Runtime for fp32 on a CPU when the ``onnx`` extra is installed, its graph
+            exported once per weights and cached; else PyTorch; see
+            ``docs/benchmarks.md``),
             ``"torch"`` (BatchNorm folded, channels_last) or ``"onnxruntime"``. All give
             the same outputs.
         compile: ``torch.compile`` the PyTorch path: 8-17% more throughput at batch 16 on
@@ -271,7 +272,6 @@ class Predictor:
             backend=backend,
             precision=precision,
             device=self.device,
-            batch_size=batch_size,
             compile=compile,
         )
         self.backend = self.runner.backend

@@ -12,9 +12,9 @@ global_logits)`` as float32 CPU tensors, whatever runs underneath:
     provider; needs the ``onnx`` extra. fp32 only.
 
 :func:`make_runner` with ``backend="auto"`` picks what measured fastest here
-(``docs/benchmarks.md``): ONNX Runtime for small fp32 batches on a CPU when it is
-installed (half the latency of PyTorch at batch 1, but 1.5 s to export the graph),
-PyTorch otherwise.
+(``docs/benchmarks.md``): ONNX Runtime for fp32 on a CPU when it is installed (half the
+latency of PyTorch at batch 1, 5-10% more throughput at batch 16 and 32; its graph is
+exported once per weights and cached, :mod:`manet_zoo.onnx_cache`), PyTorch otherwise.
 """
 
 from __future__ import annotations
@@ -151,17 +151,10 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
-#: Below this batch size ONNX Runtime wins on CPUs (measured: batch 1 in half the time of
-#: PyTorch); from batch 16 on both are equal and PyTorch starts 1.5 s sooner (no export).
-ONNXRUNTIME_MAX_BATCH = 4
-
-
-def choose_backend(device: torch.device, precision: str, batch_size: int | None = None) -> str:
-    """The backend that measured fastest (``docs/benchmarks.md``) for this device,
-    precision and typical batch size: ONNX Runtime for small fp32 batches on a CPU when it
-    is installed, PyTorch otherwise."""
-    small = batch_size is not None and batch_size <= ONNXRUNTIME_MAX_BATCH
-    if device.type == "cpu" and precision == "fp32" and small and onnxruntime_available():
+def choose_backend(device: torch.device, precision: str) -> str:
+    """The backend that measured fastest (``docs/benchmarks.md``) for this device and
+    precision: ONNX Runtime for fp32 on a CPU when it is installed, PyTorch otherwise."""
+    if device.type == "cpu" and precision == "fp32" and onnxruntime_available():
         return "onnxruntime"
     return "torch"
 
@@ -172,11 +165,10 @@ def make_runner(
     backend: Backend = "auto",
     precision: Precision = "fp32",
     device: str | torch.device | None = None,
-    batch_size: int | None = None,
     compile: bool = False,
 ) -> Runner:
-    """The fastest runner for ``model`` on ``device`` at ``precision`` and the typical
-    ``batch_size`` it will see (or the backend named).
+    """The fastest runner for ``model`` on ``device`` at ``precision`` (or the backend
+    named).
 
     Example:
         >>> import torch
@@ -189,7 +181,7 @@ def make_runner(
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     resolved = resolve_device(device)
     if backend == "auto":
-        backend = "torch" if compile else choose_backend(resolved, precision, batch_size)
+        backend = "torch" if compile else choose_backend(resolved, precision)
     if backend == "onnxruntime":
         if resolved.type != "cpu" or precision != "fp32" or compile:
             raise ValueError("backend='onnxruntime' runs fp32 on the CPU only, uncompiled")

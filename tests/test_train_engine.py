@@ -172,7 +172,27 @@ def test_resume_after_sigkill_mid_epoch_is_bit_exact(finished_run, data, tmp_pat
     assert (out / "model.safetensors").read_bytes()[-1000:] == ref_best[-1000:]
 
 
-def test_ddp_two_processes_equal_one_process(data, tmp_path):
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(nodes: int) -> list[list[str]]:
+    """The launcher command lines for 2 processes: one node with 2, or 2 nodes with one
+    each (two torchrun agents meeting at a c10d rendezvous on 127.0.0.1, each process
+    LOCAL_RANK 0, as on two machines)."""
+    launcher = [sys.executable, "-m", "torch.distributed.run"]
+    if nodes == 1:
+        return [[*launcher, "--standalone", "--nproc-per-node", "2"]]
+    endpoint = f"127.0.0.1:{free_port()}"
+    agent = [*launcher, "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+             "--rdzv-endpoint", endpoint, "--rdzv-id", "manet-zoo-test"]  # fmt: skip
+    return [agent, agent]
+
+
+@pytest.mark.parametrize("nodes", [1, 2], ids=["1-node-2-procs", "2-nodes-1-proc"])
+def test_ddp_two_processes_equal_one_process(data, tmp_path, nodes):
     """gloo on CPU has no SyncBatchNorm, so both runs keep BatchNorm frozen (eval mode):
     each sample's gradient is then independent of its batch, and 2 x 2 images must give
     what 1 x 4 gives, up to float summation order."""
@@ -180,12 +200,20 @@ def test_ddp_two_processes_equal_one_process(data, tmp_path):
     single = tmp_path / "single"
     assert main(run_args(data, single, *common)) == 0
     double = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "manet_zoo.cli", *run_args(data, double, *common)]  # fmt: skip
-    done = subprocess.run(
-        cmd, env=env(OMP_NUM_THREADS="1"), cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    launchers = torchrun(nodes)
+    logs = [tmp_path / f"agent{i}.log" for i in range(len(launchers))]
+    agents = [  # output to files: a full pipe would stall one agent and so both
+        subprocess.Popen(
+            [*launcher, "-m", "manet_zoo.cli", *run_args(data, double, *common)],
+            env=env(OMP_NUM_THREADS="1"),
+            cwd=ROOT,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        for launcher, log in zip(launchers, logs, strict=True)
+    ]
+    for agent, log in zip(agents, logs, strict=True):
+        assert agent.wait(timeout=300) == 0, log.read_text()[-3000:]
     assert json.loads((double / "summary.json").read_text())["world_size"] == 2
     a, b = checkpoint_model(single), checkpoint_model(double)
     for key in a:
