@@ -327,7 +327,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     from manet_zoo.train.publish import publish_run
 
-    done = publish_run(args.run_dir, args.repo_id, dry_run=args.dry_run, private=args.private)
+    done = publish_run(
+        args.run_dir, args.repo_id, dry_run=args.dry_run, private=args.private,
+        progress=args.progress,
+    )  # fmt: skip
     if done["uploaded"]:
         print(f"uploaded {', '.join(done['files'])} to {args.repo_id}")
     else:

@@ -312,9 +312,11 @@ def published(finished_run, tmp_path_factory):
     with HubServer(hub) as url:
         with pytest.MonkeyPatch.context() as mp:
             hub_env(mp, url, tmp_path_factory.mktemp("publish-cache"), TOKEN)
-            printed = io.StringIO()
-            with contextlib.redirect_stdout(printed):
-                assert main(["publish", str(finished_run), "--repo-id", REPO]) == 0
+            printed, bars = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(bars):
+                args = ["publish", str(finished_run), "--repo-id", REPO, "--no-progress"]
+                assert main(args) == 0
+        assert "Upload" not in bars.getvalue()  # huggingface_hub's bars were switched off
         yield hub, url, printed.getvalue()
 
 
@@ -405,6 +407,23 @@ def test_publish_to_an_unreachable_endpoint_names_it(finished_run, tmp_path, mon
         publish_run(run, REPO)
     assert REPO in str(info.value) and url in str(info.value)
     assert not (run / "published_record.json").exists()
+
+
+def test_a_record_outside_the_manifest_schema_is_refused_before_any_request(
+    finished_run, tmp_path, monkeypatch
+):
+    run = publishable_copy(finished_run, tmp_path / "run")
+    exported = json.loads((run / "manifest_record.json").read_text())
+    exported["record"]["labels"] = exported["record"]["labels"][:1]  # 1 label, 2 classes
+    (run / "manifest_record.json").unlink()  # a hard link: do not write through
+    (run / "manifest_record.json").write_text(json.dumps(exported))
+    hub = FakeHub(write_token=TOKEN)
+    with HubServer(hub) as url:
+        hub_env(monkeypatch, url, tmp_path / "cache", TOKEN)
+        for dry_run in (True, False):
+            with pytest.raises(PublishError, match="1 labels for 2 classes"):
+                publish_run(run, REPO, dry_run=dry_run)
+    assert hub.count() == 0 and not (run / "published_record.json").exists()
 
 
 def test_the_fake_hub_rejects_a_model_card_with_broken_yaml(finished_run, tmp_path, monkeypatch):

@@ -163,4 +163,6 @@ def add_publish_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     p.add_argument("--dry-run", action="store_true", help="upload nothing; print the record")
     p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no upload progress bars")  # fmt: skip
     return p

@@ -18,7 +18,7 @@ from typing import Any
 
 from manet_zoo._version import __version__
 from manet_zoo.checkpoint import load_weights, save_weights, sha256_file
-from manet_zoo.errors import PublishError, UnknownModelError
+from manet_zoo.errors import ManifestError, PublishError, UnknownModelError
 from manet_zoo.train.engine import BEST, TrainingError
 from manet_zoo.train.recipes import Recipe
 
@@ -288,10 +288,12 @@ def publish_run(
     dry_run: bool = False,
     private: bool = False,
     token: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Upload a run's export to ``repo_id`` and return ``{"name", "record", "uploaded"}``,
     the record completed with the repo and the commit of the upload (validated against
-    the manifest schema). ``dry_run`` uploads nothing.
+    the manifest schema, before and after the upload). ``dry_run`` uploads nothing;
+    ``progress=False`` hides huggingface_hub's upload bars.
 
     Raises:
         PublishError: the run is incomplete, or the upload failed (the message names
@@ -312,14 +314,28 @@ def publish_run(
         raise PublishError(f"{model} does not match the sha256 of {RECORD_FILE}: re-export the run")
     record["file"]["repo_id"] = repo_id
     files = {record["file"]["filename"]: model, MODEL_FILE: model, CARD_FILE: run / CARD_FILE}
+    # The manifest schema, checked before anything leaves the machine: the commit hash is
+    # the one field the upload fills in.
+    try:
+        Weights.from_dict(name, {**record, "file": {**record["file"], "revision": "0" * 40}})
+    except ManifestError as exc:
+        raise PublishError(f"{run / RECORD_FILE}: {exc}. Re-export the run.") from exc
     if dry_run:
         return {"name": name, "record": record, "uploaded": False, "files": sorted(files)}
     from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     from manet_zoo import config
 
     endpoint = config.hf_endpoint()
     api = HfApi(endpoint=endpoint, token=token or config.hf_token())
+    bars_were_off = are_progress_bars_disabled()
+    if not progress:
+        disable_progress_bars()
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
         info = api.create_commit(
@@ -331,6 +347,9 @@ def publish_run(
         )
     except Exception as exc:  # HTTP errors, the HTTP client's own, a README the Hub rejects
         raise _upload_error(exc, repo_id, endpoint) from exc
+    finally:
+        if not progress and not bars_were_off:
+            enable_progress_bars()  # a process-wide switch: leave it as it was
     record["file"]["revision"] = info.oid
     Weights.from_dict(name, record)  # the manifest schema, before anyone pastes it
     published = run / "published_record.json"
