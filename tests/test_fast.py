@@ -152,6 +152,19 @@ def test_onnx_graph_cache_in_a_read_only_folder_warns_and_works(
     assert_same_outputs(run(image_set[:4]), [t[:4] for t in reference_logits])
 
 
+def test_compiled_runner_matches_the_reference():
+    """``compile=True`` (torch.compile of the fused model; about 20 s of compiling here,
+    so on a small model and input)."""
+    torch.manual_seed(0)
+    model = manet(num_classes=3).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        want, flipped = model.forward_branches(x), model.forward_branches(x.flip(-1))
+    compiled = TorchRunner(model, device="cpu", compile=True)
+    assert_same_outputs(compiled(x), want)
+    assert_same_outputs(compiled(x.flip(-1)), flipped)  # the compiled graph, run again
+
+
 def test_fuse_refused_in_training_mode_and_fused_cannot_train():
     model = manet(num_classes=7)
     with pytest.raises(RuntimeError, match="eval mode"):

@@ -225,6 +225,19 @@ def test_ddp_two_processes_equal_one_process(data, tmp_path, nodes):
     )
 
 
+def test_compile_trains_like_eager_and_checkpoints_plain_keys(data, tmp_path):
+    """``--compile`` (about a minute of compiling on 2 cores): the same weights as the
+    eager run up to float rounding, saved under the model's own names (no
+    ``_orig_mod.`` prefix), so the checkpoint loads anywhere."""
+    common = ["--freeze-bn", "--epochs", "1", "--no-export"]
+    assert main(run_args(data, tmp_path / "eager", *common)) == 0
+    assert main(run_args(data, tmp_path / "compiled", *common, "--compile")) == 0
+    eager, compiled = checkpoint_model(tmp_path / "eager"), checkpoint_model(tmp_path / "compiled")
+    assert list(compiled) == list(eager)
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-4, atol=1e-6, msg=key)
+
+
 def test_evaluate_on_fedro_and_a_ran_list_matches_labels_by_name(finished_run, tmp_path, capsys):
     weights = str(finished_run / "model.safetensors")  # a 2-class model: happiness, sadness
     fedro = fake.fedro(tmp_path / "fedro")
