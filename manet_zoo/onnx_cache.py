@@ -13,7 +13,8 @@ release give a new file; nothing is ever served stale.
 
 ``MANET_ZOO_CACHE`` moves the cache (default ``$XDG_CACHE_HOME/manet_zoo`` or
 ``~/.cache/manet_zoo``); ``MANET_ZOO_ONNX_CACHE=0`` turns it off. A graph holds the
-weights, about 200 MB for MA-Net: delete the folder to reclaim the space.
+weights, about 200 MB for MA-Net, so the cache keeps the :data:`MAX_GRAPHS` most recently
+used graphs and deletes older ones (a loop over many checkpoints cannot fill the disk).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from manet_zoo import config
 from manet_zoo._version import __version__
 from manet_zoo.export import DEFAULT_OPSET, onnx_bytes
 from manet_zoo.models.manet import MANet
+
+#: Graphs kept in the cache (most recently used first); about 200 MB each.
+MAX_GRAPHS = 8
 
 
 def _version(package: str) -> str:
@@ -69,6 +73,8 @@ def cached_graph(
         return onnx_bytes(model, input_size=input_size, opset=opset)
     path = graph_path(graph_key(model, input_size, opset))
     if path.is_file():
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: the last to be evicted
         return path
     graph = onnx_bytes(model, input_size=input_size, opset=opset)
     # A unique temporary name and an atomic rename: processes exporting the same graph
@@ -87,7 +93,23 @@ def cached_graph(
             stacklevel=3,
         )
         return graph
+    evict(path.parent, keep=MAX_GRAPHS)
     return path
+
+
+def evict(folder: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used graphs in ``folder``."""
+    graphs = sorted(folder.glob("*.onnx"), key=_mtime, reverse=True)
+    for old in graphs[keep:]:
+        with contextlib.suppress(OSError):  # another process may have removed it already
+            old.unlink()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def forget(path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from manet_zoo import manet
 from manet_zoo.cli import main as cli_main
 from manet_zoo.export import export
-from manet_zoo.onnx_cache import graph_key, graph_path
+from manet_zoo.onnx_cache import evict, graph_key, graph_path
 from manet_zoo.preprocessing import Preprocessing
 from manet_zoo.runtime import OnnxRuntimeRunner, TorchRunner, choose_backend, make_runner
 from manet_zoo.weights import CANONICAL_LABELS
@@ -118,11 +119,13 @@ def test_onnx_graph_cache_exports_once_and_recovers(
     assert not path.exists()
     OnnxRuntimeRunner(reference_model)
     assert path.is_file() and list(path.parent.iterdir()) == [path]  # no temporary left
-    written = path.stat().st_mtime_ns
+    written = path.stat()
+    os.utime(path, ns=(written.st_atime_ns, written.st_mtime_ns - 10**9))
 
     same = copy.deepcopy(reference_model)  # another object, the same weights: same graph
     run = OnnxRuntimeRunner(same)
-    assert path.stat().st_mtime_ns == written
+    assert path.stat().st_ino == written.st_ino  # read, not exported again (a new file)
+    assert path.stat().st_mtime_ns > written.st_mtime_ns - 10**9  # marked as used
     assert_same_outputs(run(image_set[:8]), [t[:8] for t in reference_logits])
 
     other = copy.deepcopy(reference_model)
@@ -140,6 +143,19 @@ def test_onnx_graph_cache_exports_once_and_recovers(
     monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "unused"))
     OnnxRuntimeRunner(reference_model)
     assert not (tmp_path / "unused").exists()
+
+
+def test_onnx_graph_cache_evicts_the_least_recently_used(tmp_path):
+    for age, name in enumerate("abcdefghij"):  # a.onnx is the newest, j.onnx the oldest
+        graph = tmp_path / f"{name}.onnx"
+        graph.write_bytes(b"x")
+        os.utime(graph, (1e9 - age, 1e9 - age))
+    (tmp_path / "notes.txt").write_text("not a graph")
+    evict(tmp_path, keep=8)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        *(f"{n}.onnx" for n in "abcdefgh"),
+        "notes.txt",
+    ]
 
 
 def test_onnx_graph_cache_in_a_read_only_folder_warns_and_works(
