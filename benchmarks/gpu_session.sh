@@ -25,9 +25,9 @@ echo "== training throughput, batch 128"
 timeout 120 python3 benchmarks/train_throughput.py --batch-size 128 --steps 20 \
   --modes fp32 bf16 bf16+cl 2>&1 | tee "$OUT/train.jsonl"
 
-echo "== training on CUDA end to end: fp16 with the gradient scaler, channels_last, resume"
+echo "== training on CUDA end to end: fp16 with the gradient scaler, channels_last, deterministic, resume"
 WORK=$(mktemp -d)  # images and checkpoints stay on the machine; summaries come back
 python3 -c "from pathlib import Path; from tests.train_fakes import two_class_folder; two_class_folder(Path('$WORK/fake'), {'train': 40, 'test': 8}, size=112)"
-TRAIN="python3 -m manet_zoo.cli train --recipe finetune --data $WORK/fake --init none --batch-size 16 --input-size 112 --device cuda --amp fp16 --channels-last --workers 2 --no-progress --no-export --out $WORK/run"
+TRAIN="python3 -m manet_zoo.cli train --recipe finetune --data $WORK/fake --init none --batch-size 16 --input-size 112 --device cuda --amp fp16 --channels-last --deterministic --workers 2 --no-progress --no-export --out $WORK/run"
 { timeout 45 $TRAIN --epochs 1 && timeout 45 $TRAIN --epochs 2 --resume; } 2>&1 | tail -20 | tee "$OUT/train_fp16.txt"
 cp "$WORK/run/metrics.jsonl" "$WORK/run/summary.json" "$OUT/" 2>/dev/null
