@@ -197,6 +197,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from manet_zoo import config, onnx_cache
+
+    folder = onnx_cache.graphs_folder()
+    if args.clear:
+        files, freed = onnx_cache.clear()
+        print(f"removed {files} ONNX graph(s), {freed / 1e6:.0f} MB, from {folder}")
+        return 0
+    graphs = onnx_cache.cached_graphs()
+    size = sum(p.stat().st_size for p in graphs)
+    state = "on" if config.onnx_cache_enabled() else "off (MANET_ZOO_ONNX_CACHE=0)"
+    print(f"ONNX graphs: {folder} ({state})")
+    print(
+        f"  {len(graphs)} graph(s), {size / 1e6:.0f} MB; the {onnx_cache.MAX_GRAPHS} most "
+        "recently used are kept; `manet-zoo cache --clear` removes them"
+    )
+    print(
+        f"weights: huggingface_hub's cache, {config.hf_cache_dir()} (`hf cache ls`, `hf cache rm`)"
+    )
+    return 0
+
+
 def _model_spec(args: argparse.Namespace) -> str:
     return args.weights or args.model
 
@@ -399,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--quiet", action="store_true", help="no download progress bar")
     p.set_defaults(handler=_cmd_export)
+
+    p = sub.add_parser("cache", help="where manet-zoo caches exported ONNX graphs; clear them")
+    p.add_argument("--clear", action="store_true", help="delete the cached ONNX graphs")
+    p.set_defaults(handler=_cmd_cache)
 
     p = sub.add_parser(
         "predict",

@@ -60,8 +60,28 @@ def graph_key(model: MANet, input_size: tuple[int, int], opset: int = DEFAULT_OP
     return digest.hexdigest()
 
 
+def graphs_folder() -> Path:
+    return config.cache_dir() / "onnx"
+
+
 def graph_path(key: str) -> Path:
-    return config.cache_dir() / "onnx" / f"{key[:40]}.onnx"
+    return graphs_folder() / f"{key[:40]}.onnx"
+
+
+def cached_graphs() -> list[Path]:
+    """The graphs in the cache, most recently used first."""
+    return sorted(graphs_folder().glob("*.onnx"), key=_mtime, reverse=True)
+
+
+def clear() -> tuple[int, int]:
+    """Delete every cached graph (and any left half-written); returns (files, bytes)."""
+    files = freed = 0
+    for path in [*graphs_folder().glob("*.onnx"), *graphs_folder().glob("*.incomplete")]:
+        with contextlib.suppress(OSError):
+            size = path.stat().st_size
+            path.unlink()
+            files, freed = files + 1, freed + size
+    return files, freed
 
 
 def cached_graph(

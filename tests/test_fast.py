@@ -111,7 +111,7 @@ def test_onnxruntime_matches_reference(reference_model, image_set, reference_log
 
 
 def test_onnx_graph_cache_exports_once_and_recovers(
-    reference_model, image_set, reference_logits, tmp_path, monkeypatch
+    reference_model, image_set, reference_logits, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "cache"))
     key = graph_key(reference_model, (SIZE, SIZE))
@@ -138,6 +138,12 @@ def test_onnx_graph_cache_exports_once_and_recovers(
     run = OnnxRuntimeRunner(reference_model)
     assert path.stat().st_size > 1 << 20
     assert_same_outputs(run(image_set[:8]), [t[:8] for t in reference_logits])
+
+    capsys.readouterr()
+    assert cli_main(["cache"]) == 0
+    assert f"{path.parent} (on)" in capsys.readouterr().out
+    assert cli_main(["cache", "--clear"]) == 0
+    assert "removed 1 ONNX graph(s), 202 MB" in capsys.readouterr().out and not path.exists()
 
     monkeypatch.setenv("MANET_ZOO_ONNX_CACHE", "0")
     monkeypatch.setenv("MANET_ZOO_CACHE", str(tmp_path / "unused"))
