@@ -63,18 +63,19 @@ def hf_cache_dir() -> Path:
     home = _env("HF_HOME")
     if home:
         return Path(home).expanduser() / "hub"
-    xdg = _env("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "huggingface" / "hub"
+    return _user_cache() / "huggingface" / "hub"
 
 
 def cache_dir() -> Path:
     explicit = _env("MANET_ZOO_CACHE")
     if explicit:
         return Path(explicit).expanduser()
+    return _user_cache() / "manet_zoo"
+
+
+def _user_cache() -> Path:
     xdg = _env("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "manet_zoo"
+    return Path(xdg).expanduser() if xdg else Path.home() / ".cache"
 
 
 def onnx_cache_enabled() -> bool:

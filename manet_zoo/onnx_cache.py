@@ -68,9 +68,9 @@ def graph_path(key: str) -> Path:
     return graphs_folder() / f"{key[:40]}.onnx"
 
 
-def cached_graphs() -> list[Path]:
-    """The graphs in the cache, most recently used first."""
-    return sorted(graphs_folder().glob("*.onnx"), key=_mtime, reverse=True)
+def cached_graphs(folder: Path | None = None) -> list[Path]:
+    """The graphs in the cache (or ``folder``), most recently used first."""
+    return sorted((folder or graphs_folder()).glob("*.onnx"), key=_mtime, reverse=True)
 
 
 def clear() -> tuple[int, int]:
@@ -119,8 +119,7 @@ def cached_graph(
 
 def evict(folder: Path, keep: int) -> None:
     """Delete all but the ``keep`` most recently used graphs in ``folder``."""
-    graphs = sorted(folder.glob("*.onnx"), key=_mtime, reverse=True)
-    for old in graphs[keep:]:
+    for old in cached_graphs(folder)[keep:]:
         with contextlib.suppress(OSError):  # another process may have removed it already
             old.unlink()
 

@@ -412,9 +412,7 @@ def test_publish_without_a_write_token_says_to_set_hf_token(
 
 def test_publish_to_an_unreachable_endpoint_names_it(finished_run, tmp_path, monkeypatch):
     run = publishable_copy(finished_run, tmp_path / "run")
-    with socket.socket() as s:  # a port nothing listens on once closed
-        s.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"  # a port nothing listens on once closed
     hub_env(monkeypatch, url, tmp_path / "cache", TOKEN)
     with pytest.raises(PublishError) as info:
         publish_run(run, REPO)
